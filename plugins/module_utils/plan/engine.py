@@ -1,0 +1,281 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""Evaluate a plan against a model and a vLLM build, and sweep satisfiable plans.
+
+``evaluate(options)`` is the whole preflight: it validates the options, reads the model's
+config.json, resolves the build, plans virtual-head padding, resolves CUDA-graph capture
+sizes, estimates the KV cache and runs every rule. It returns a plain dict (JSON-able):
+``satisfiable``, ``violations``, ``warnings``, ``padding``, ``per_rank``,
+``cudagraph_capture_sizes``, ``kv_cache``, ``patches`` and the resolved ``plan``.
+"""
+from __future__ import annotations
+
+from . import cudagraph, kvcache
+from .builds import resolve_build
+from .model import parse_model
+from .padding import plan_dims
+from .request import (PlanRequest, SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS,
+                      SPARK_DEFAULT_MAX_NUM_SEQS)
+from .rules import run_rules
+
+
+class Context(object):
+    """Everything the rules look at, derived once."""
+
+    def __init__(self, req, model, build):
+        self.req = req
+        self.model = model
+        self.build = build
+        self.tp = req.tensor_parallel_size
+        self.pp = req.pipeline_parallel_size
+        self.dcp = req.decode_context_parallel_size
+        self.gpus_per_node = req.gpus_per_node
+        self.nodes = req.nodes if req.nodes is not None else -(-self.tp * self.pp //
+                                                                self.gpus_per_node)
+        self.gpus = self.nodes * self.gpus_per_node
+        self.uses_mtp = req.uses_mtp
+        self.n_spec = req.num_speculative_tokens
+        self.max_model_len = req.max_model_len or model.max_position_embeddings
+        if not self.max_model_len:
+            from .errors import PlanInputError
+            raise PlanInputError("max_model_len", None,
+                                 "is required: the model's config.json has no "
+                                 "max_position_embeddings",
+                                 "set max_model_len to the context length you want to serve")
+        self.max_num_seqs = req.max_num_seqs or SPARK_DEFAULT_MAX_NUM_SEQS
+        if req.max_num_batched_tokens:
+            self.max_num_batched_tokens = req.max_num_batched_tokens
+        else:
+            # vllm/engine/arg_utils.py _set_default_max_num_seqs_and_batched_tokens_args
+            default = SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS
+            if not req.enable_chunked_prefill:
+                default = max(self.max_model_len, default)
+            self.max_num_batched_tokens = min(self.max_num_seqs * self.max_model_len, default)
+        self.block_size = kvcache.block_size(model, req.block_size)
+        self.dims = plan_dims(model, build, self.tp, req.virtual_heads)
+        self.image_patches = set(req.vllm_patches) | set(build.builtin_patches)
+        self.capture = cudagraph.resolve(
+            build,
+            max_cudagraph_capture_size=req.max_cudagraph_capture_size,
+            cudagraph_capture_sizes=req.cudagraph_capture_sizes,
+            max_num_seqs=self.max_num_seqs,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+            num_speculative_tokens=self.n_spec,
+            tensor_parallel_size=self.tp,
+            sequence_parallelism=req.sequence_parallelism,
+            enforce_eager=req.enforce_eager)
+        self.kv = kvcache.estimate(
+            model, self.dims, tp=self.tp, pp=self.pp, dcp=self.dcp,
+            kv_cache_dtype=req.kv_cache_dtype, block_size=self.block_size,
+            max_model_len=self.max_model_len,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+            kv_cache_memory_bytes=req.kv_cache_memory_bytes,
+            mtp_layers=(model.mtp_layers if self.uses_mtp else 0))
+
+
+def _per_rank(ctx):
+    model, dims, tp = ctx.model, ctx.dims, ctx.tp
+    out = {"tensor_parallel_size": tp, "pipeline_parallel_size": ctx.pp,
+           "decode_context_parallel_size": ctx.dcp}
+    if model.use_mla:
+        q = dims.mla_q_heads[1]
+        out["attention"] = [{
+            "layer_type": "mla", "layers": model.num_layers,
+            "q_heads": q // tp if q % tp == 0 else q / float(tp),
+            "kv_heads": 1, "kv_replicas": tp,
+            "note": "one latent KV head (kv_lora_rank + qk_rope_head_dim), replicated on every "
+                    "TP rank; DCP shards tokens instead"}]
+    else:
+        out["attention"] = []
+        for entry in dims.attention:
+            q, kv = entry["q_heads"][1], entry["kv_heads"][1]
+            item = {"layer_type": entry["layer_type"], "layers": entry["layers"],
+                    "q_heads": q // tp if q % tp == 0 else q / float(tp),
+                    "kv_heads": max(1, kv // tp) if (kv % tp == 0 or tp % kv == 0)
+                    else kv / float(tp),
+                    "kv_replicas": tp // kv if kv and tp % kv == 0 and tp > kv else 1}
+            if entry["sinks"]:
+                item["sink_len"] = q // tp if q % tp == 0 else q / float(tp)
+            out["attention"].append(item)
+    vocab = dims.vocab[1]
+    out["vocab"] = vocab // tp if vocab % tp == 0 else vocab / float(tp)
+    if dims.moe:
+        width = dims.moe[1]
+        out["moe_intermediate"] = width // tp if width % tp == 0 else width / float(tp)
+    if dims.dense:
+        width = dims.dense[1]
+        out["dense_intermediate"] = width // tp if width % tp == 0 else width / float(tp)
+    out["layers_per_pp_stage"] = kvcache.pp_partition(model.num_layers, ctx.pp)
+    return out
+
+
+def _padding(ctx):
+    dims = ctx.dims
+    if not dims.applied:
+        return {"applied": False, "needed": kvcache_needs_padding(ctx), "patches": []}
+    out = {"applied": True, "padded": list(dims.padded), "patches": list(dims.patches),
+           "tensor_parallel_size": ctx.tp}
+    if dims.mla_q_heads:
+        out["attention"] = [{"layer_type": "mla", "q_heads": list(dims.mla_q_heads)}]
+    else:
+        out["attention"] = []
+        for entry in dims.attention:
+            item = {"layer_type": entry["layer_type"], "q_heads": list(entry["q_heads"]),
+                    "kv_heads": list(entry["kv_heads"]),
+                    "q_per_rank": entry["q_heads"][1] // ctx.tp,
+                    "kv_per_rank": max(1, entry["kv_heads"][1] // ctx.tp),
+                    "pad_kv_heads": entry["kv_heads"][1] - entry["kv_heads"][0]}
+            if entry["sinks"]:
+                item["sink_len_per_rank"] = entry["q_heads"][1] // ctx.tp
+            out["attention"].append(item)
+    out["vocab"] = list(dims.vocab)
+    if dims.moe:
+        out["moe_intermediate"] = list(dims.moe)
+    if dims.dense:
+        out["dense_intermediate"] = list(dims.dense)
+    if ctx.kv and ctx.kv.get("pad_bytes_per_token") is not None:
+        out["kv_pad_bytes_per_token"] = ctx.kv["pad_bytes_per_token"]
+        out["kv_pad_fraction"] = ctx.kv["pad_fraction"]
+    return out
+
+
+def kvcache_needs_padding(ctx):
+    """Whether virtual heads would change anything at this TP (for the report)."""
+    probe = plan_dims(ctx.model, ctx.build, ctx.tp, True)
+    return probe.applied
+
+
+def _required_patches(ctx):
+    need = list(ctx.dims.patches)
+    if ctx.dcp > 1 and ctx.uses_mtp and not ctx.build.draft_inherits_dcp:
+        need.append("draft-dcp-inherit")
+    return need
+
+
+def evaluate_request(req, model, build):
+    ctx = Context(req, model, build)
+    findings = run_rules(ctx)
+    violations = [f.as_dict() for f in findings if f.severity == "error"]
+    warnings = [f.as_dict() for f in findings if f.severity == "warning"]
+    needed = _required_patches(ctx)
+    capture = ctx.capture
+    plan = req.as_dict()
+    plan.update({
+        "nodes": ctx.nodes,
+        "max_model_len": ctx.max_model_len,
+        "max_num_seqs": ctx.max_num_seqs,
+        "max_num_batched_tokens": ctx.max_num_batched_tokens,
+        "block_size": ctx.block_size,
+        "num_speculative_tokens": ctx.n_spec,
+        "vllm_build": build.name,
+    })
+    return {
+        "satisfiable": not violations,
+        "violations": violations,
+        "warnings": warnings,
+        "plan": plan,
+        "build": build.as_dict(),
+        "model": model.summary(),
+        "padding": _padding(ctx),
+        "per_rank": _per_rank(ctx),
+        "cudagraph_capture_sizes": capture.sizes,
+        "cudagraph": {
+            "enabled": capture.enabled,
+            "config_sizes": capture.config_sizes,
+            "config_max": capture.config_max,
+            "sizes": capture.sizes,
+            "max_size": capture.max_size,
+            "truncated": list(capture.truncated) if capture.truncated else None,
+            "rounded_to": capture.rounded_to,
+            "decode_full_sizes": capture.decode_full_sizes,
+            "draft_decode_sizes": capture.draft_decode_sizes,
+            "model_runner": build.model_runner,
+        },
+        "kv_cache": ctx.kv,
+        "patches": {
+            "required": needed,
+            "declared": sorted(req.vllm_patches),
+            "builtin": sorted(build.builtin_patches),
+            "missing": sorted(p for p in needed if p not in ctx.image_patches),
+        },
+    }
+
+
+def evaluate(options, model=None):
+    """Validate ``options`` (module/plan option names) and evaluate the plan.
+
+    ``model`` may be a pre-parsed ModelSpec (the suggestion sweep reuses one).
+    Raises PlanInputError / ModelConfigError for malformed input.
+    """
+    req = PlanRequest(**options)
+    build = resolve_build(req.vllm_build)
+    if model is None:
+        model = parse_model(req.model_config)
+    return evaluate_request(req, model, build)
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def suggest(options, max_spec_tokens=4):
+    """Every satisfiable (TP, PP, DCP, MTP tokens, capture cap) plan on the given nodes.
+
+    The sweep keeps the caller's other options (model, build, patches, KV budget,
+    max_model_len, batch limits, virtual_heads) and varies TP x PP over the GPUs, DCP over
+    the divisors of TP, MTP tokens over 0..``max_spec_tokens`` when the model has MTP
+    layers, and the capture cap over the smallest cap that survives the build's rules.
+    Each row carries its KV capacity and warnings count, best capacity first.
+    """
+    base = dict(options)
+    req = PlanRequest(**base)
+    build = resolve_build(req.vllm_build)
+    model = parse_model(req.model_config)
+    gpus = (req.nodes or 1) * req.gpus_per_node
+    spec_choices = [0]
+    if model.mtp_layers:
+        spec_choices += list(range(1, max_spec_tokens + 1))
+    rows = []
+    for tp in _divisors(gpus):
+        for pp in _divisors(gpus // tp):
+            if tp * pp != gpus:
+                continue
+            for dcp in _divisors(tp):
+                for n in spec_choices:
+                    trial = dict(base)
+                    trial.update({"tensor_parallel_size": tp, "pipeline_parallel_size": pp,
+                                  "decode_context_parallel_size": dcp,
+                                  "cudagraph_capture_sizes": None})
+                    if n:
+                        spec = dict(req.speculative_config or {})
+                        spec.pop("is_mtp", None)
+                        spec.update({"method": "mtp", "num_speculative_tokens": n})
+                        trial["speculative_config"] = spec
+                    else:
+                        trial["speculative_config"] = None
+                    seqs = req.max_num_seqs or SPARK_DEFAULT_MAX_NUM_SEQS
+                    tokens = req.max_num_batched_tokens or SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS
+                    trial["max_cudagraph_capture_size"] = cudagraph.suggest_cap(
+                        build, n, seqs, tokens)
+                    result = evaluate(trial, model=model)
+                    if not result["satisfiable"]:
+                        continue
+                    kv = result["kv_cache"] or {}
+                    rows.append({
+                        "tensor_parallel_size": tp,
+                        "pipeline_parallel_size": pp,
+                        "decode_context_parallel_size": dcp,
+                        "num_speculative_tokens": n,
+                        "max_cudagraph_capture_size": trial["max_cudagraph_capture_size"],
+                        "cudagraph_capture_sizes": result["cudagraph_capture_sizes"],
+                        "virtual_heads": result["padding"]["applied"],
+                        "patches": result["patches"]["required"],
+                        "kv_tokens": kv.get("tokens"),
+                        "max_concurrency": kv.get("max_concurrency"),
+                        "bytes_per_token": kv.get("bytes_per_token"),
+                        "warnings": len(result["warnings"]),
+                    })
+    rows.sort(key=lambda r: (-(r["kv_tokens"] or 0), r["warnings"],
+                             r["pipeline_parallel_size"], -r["num_speculative_tokens"]))
+    return rows

@@ -1,0 +1,427 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""Read the facts a plan needs from a Hugging Face ``config.json``.
+
+Only the standard library is used: the module runs on the controller or on the head
+node, wherever the model's config.json is. Field names are those of the real configs
+and of the vLLM model code that reads them (vLLM 0.33):
+
+* GQA/MQA: ``num_attention_heads``, ``num_key_value_heads``, ``head_dim``.
+* MLA (DeepSeek V3/V3.2, GLM-5 ``glm_moe_dsa``, Kimi K2): ``kv_lora_rank``,
+  ``qk_rope_head_dim``, ``qk_nope_head_dim``, ``v_head_dim``; the DSA indexer
+  ``index_topk``, ``index_head_dim``, ``index_n_heads`` and the index-sharing fields
+  ``indexer_types`` / ``index_topk_pattern`` / ``index_topk_freq`` +
+  ``index_skip_topk_offset``.
+* Hybrid sliding-window models: MiMo V2 (``hybrid_layer_pattern`` with 1 = SWA layer,
+  ``swa_num_attention_heads``, ``swa_num_key_value_heads``, ``swa_head_dim``,
+  ``swa_v_head_dim``, ``sliding_window_size``, ``add_swa_attention_sink_bias``), and
+  ``layer_types`` + ``sliding_window`` models.
+* MTP: ``num_nextn_predict_layers`` (vLLM loads only the first MiMo V2 MTP layer).
+* MoE: ``n_routed_experts`` / ``num_experts`` / ``num_local_experts``,
+  ``moe_intermediate_size``, ``n_shared_experts``, ``intermediate_size``,
+  ``first_k_dense_replace`` / ``moe_layer_freq``.
+* ``quantization_config``: ModelOpt NVFP4 (``quant_algo: NVFP4``, ``group_size``),
+  compressed-tensors ``nvfp4-pack-quantized``, FP8 block (``weight_block_size``).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from .errors import ModelConfigError
+
+MLA_MODEL_TYPES = frozenset([
+    "deepseek_v2", "deepseek_v3", "deepseek_v32", "deepseek_mtp", "glm_moe_dsa", "kimi_k2",
+    "kimi_linear", "longcat_flash", "pangu_ultra_moe", "pangu_ultra_moe_mtp",
+])
+# Architectures whose MTP layer count vLLM fixes instead of reading the config
+# (vllm/config/speculative.py: "vLLM currently supports only the first MiMo-V2 MTP layer").
+FIXED_MTP_ARCHS = {
+    "MiMoV2ForCausalLM": 1,
+    "MiMoV2OmniForCausalLM": 1,
+    "MiMoV2FlashForCausalLM": 1,
+}
+
+
+class AttentionType(object):
+    """One kind of attention layer (all layers of the kind share head counts)."""
+
+    __slots__ = ("name", "num_layers", "q_heads", "kv_heads", "head_dim", "v_head_dim",
+                 "sliding_window", "sinks")
+
+    def __init__(self, name, num_layers, q_heads, kv_heads, head_dim, v_head_dim,
+                 sliding_window=None, sinks=False):
+        self.name = name
+        self.num_layers = num_layers
+        self.q_heads = q_heads
+        self.kv_heads = kv_heads
+        self.head_dim = head_dim
+        self.v_head_dim = v_head_dim
+        self.sliding_window = sliding_window
+        self.sinks = sinks
+
+    def as_dict(self):
+        return dict((key, getattr(self, key)) for key in self.__slots__)
+
+
+class ModelSpec(object):
+    """Everything the plan engine knows about a model, read from config.json."""
+
+    def __init__(self, **kw):
+        self.path = kw["path"]
+        self.model_type = kw["model_type"]
+        self.architecture = kw["architecture"]
+        self.num_layers = kw["num_layers"]
+        self.hidden_size = kw["hidden_size"]
+        self.vocab_size = kw["vocab_size"]
+        self.max_position_embeddings = kw["max_position_embeddings"]
+        self.num_attention_heads = kw["num_attention_heads"]
+        self.attention = kw["attention"]          # list of AttentionType (empty for MLA)
+        self.mla = kw["mla"]                      # dict or None
+        self.indexer = kw["indexer"]              # dict or None (DSA)
+        self.mtp_layers = kw["mtp_layers"]        # MTP layers vLLM can load (n_predict)
+        self.mtp_layers_field = kw["mtp_layers_field"]
+        self.mtp_attention = kw["mtp_attention"]  # name of the attention type of MTP layers
+        self.moe = kw["moe"]                      # dict or None
+        self.dense_intermediate_size = kw["dense_intermediate_size"]
+        self.dense_layers = kw["dense_layers"]
+        self.quant = kw["quant"]                  # dict: method, group, block
+        self.dtype = kw["dtype"]
+        self.notes = kw.get("notes", [])
+
+    @property
+    def use_mla(self):
+        return self.mla is not None
+
+    @property
+    def is_hybrid(self):
+        return any(t.sliding_window for t in self.attention)
+
+    @property
+    def has_sinks(self):
+        return any(t.sinks for t in self.attention)
+
+    def summary(self):
+        data = {
+            "path": self.path,
+            "model_type": self.model_type,
+            "architecture": self.architecture,
+            "num_layers": self.num_layers,
+            "vocab_size": self.vocab_size,
+            "max_position_embeddings": self.max_position_embeddings,
+            "num_attention_heads": self.num_attention_heads,
+            "attention": [t.as_dict() for t in self.attention],
+            "mla": self.mla,
+            "indexer": self.indexer,
+            "mtp_layers": self.mtp_layers,
+            "moe": self.moe,
+            "dense_intermediate_size": self.dense_intermediate_size,
+            "quantization": self.quant,
+        }
+        return data
+
+
+class _Reader(object):
+    """Field access that names the missing field in its error."""
+
+    def __init__(self, path, data):
+        self.path = path
+        self.data = data
+
+    def has(self, key):
+        return self.data.get(key) is not None
+
+    def get(self, key, default=None):
+        value = self.data.get(key)
+        return default if value is None else value
+
+    def need(self, key, why):
+        if self.data.get(key) is None:
+            raise ModelConfigError(self.path, key, "is missing (needed for %s)" % why)
+        return self.data[key]
+
+    def need_int(self, key, why, minimum=1):
+        value = self.need(key, why)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ModelConfigError(self.path, key, "must be an integer >= %d, got %r"
+                                   % (minimum, value))
+        return value
+
+    def int_or(self, key, default, minimum=0):
+        if self.data.get(key) is None:
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ModelConfigError(self.path, key, "must be an integer >= %d, got %r"
+                                   % (minimum, value))
+        return value
+
+
+def _text_config(data):
+    # Multimodal wrappers keep the language model under text_config (e.g. Omni models).
+    if isinstance(data.get("text_config"), dict) and "num_attention_heads" not in data:
+        merged = dict(data["text_config"])
+        for key in ("architectures", "quantization_config", "torch_dtype"):
+            if key in data and key not in merged:
+                merged[key] = data[key]
+        return merged
+    return data
+
+
+def load_config(path):
+    """Load config.json from a file or a model directory; returns (file path, dict)."""
+    if path is None or path == "":
+        raise ModelConfigError("<none>", "model_config", "is empty",
+                               "give the path of the model's config.json or its directory")
+    if os.path.isdir(path):
+        path = os.path.join(path, "config.json")
+    if not os.path.isfile(path):
+        raise ModelConfigError(path, "config.json", "does not exist",
+                               "point model_config at the model directory or its config.json")
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except ValueError as exc:
+        raise ModelConfigError(path, "config.json", "is not valid JSON (%s)" % exc,
+                               "replace it with the model's original config.json")
+    if not isinstance(data, dict):
+        raise ModelConfigError(path, "config.json", "is not a JSON object",
+                               "replace it with the model's original config.json")
+    return path, data
+
+
+def _quantization(reader):
+    qc = reader.get("quantization_config")
+    if qc is None:
+        return {"method": "none", "group_size": None, "block": None, "kv_cache": None}
+    if not isinstance(qc, dict):
+        raise ModelConfigError(reader.path, "quantization_config", "must be an object")
+    method = str(qc.get("quant_method", "")).lower()
+    algo = str(qc.get("quant_algo", "")).upper()
+    producer = qc.get("producer") if isinstance(qc.get("producer"), dict) else {}
+    kv_algo = qc.get("kv_cache_quant_algo")
+    if method in ("modelopt", "modelopt_fp4") or producer.get("name") == "modelopt":
+        if algo in ("NVFP4", "W4A16_NVFP4", "MIXED_PRECISION") or method == "modelopt_fp4":
+            return {"method": "nvfp4", "group_size": int(qc.get("group_size") or 16),
+                    "block": None, "kv_cache": kv_algo, "quant_method": method or "modelopt"}
+        if algo.startswith("FP8"):
+            return {"method": "fp8", "group_size": None, "block": None, "kv_cache": kv_algo,
+                    "quant_method": method}
+        raise ModelConfigError(reader.path, "quantization_config.quant_algo",
+                               "has an unsupported value %r" % algo,
+                               "use a NVFP4 or FP8 ModelOpt checkpoint")
+    if method == "compressed-tensors":
+        fmt = str(qc.get("format", "")).lower()
+        if "nvfp4" in fmt:
+            return {"method": "nvfp4", "group_size": 16, "block": None, "kv_cache": kv_algo,
+                    "quant_method": method}
+        if "fp8" in fmt or "float" in fmt:
+            return {"method": "fp8", "group_size": None, "block": None, "kv_cache": kv_algo,
+                    "quant_method": method}
+        return {"method": method, "group_size": None, "block": None, "kv_cache": kv_algo,
+                "quant_method": method}
+    if method == "fp8":
+        block = qc.get("weight_block_size")
+        if block is not None:
+            if (not isinstance(block, list) or len(block) != 2
+                    or not all(isinstance(b, int) and b > 0 for b in block)):
+                raise ModelConfigError(reader.path, "quantization_config.weight_block_size",
+                                       "must be two positive integers, got %r" % (block,))
+            return {"method": "fp8_block", "group_size": None, "block": list(block),
+                    "kv_cache": kv_algo, "quant_method": method}
+        return {"method": "fp8", "group_size": None, "block": None, "kv_cache": kv_algo,
+                "quant_method": method}
+    return {"method": method or "unknown", "group_size": None, "block": None,
+            "kv_cache": kv_algo, "quant_method": method}
+
+
+def _indexer_layers(reader, num_layers):
+    """Count DSA layers that keep their own indexer cache ("full" indexer layers).
+
+    Same resolution order as transformers' GlmMoeDsaConfig and the sglang/vLLM GLM-5.2
+    code: ``indexer_types``, else ``index_topk_pattern`` (F = full, S = shared), else
+    ``index_topk_freq`` / ``index_skip_topk_offset`` (a layer is shared when
+    ``max(layer - offset + 1, 0) % freq != 0``). Without sharing fields every layer has one.
+    """
+    types = reader.get("indexer_types")
+    if types is not None:
+        if not isinstance(types, list) or len(types) != num_layers:
+            raise ModelConfigError(reader.path, "indexer_types",
+                                   "must list one entry per layer (%d)" % num_layers)
+        return sum(1 for t in types if str(t).lower() == "full"), "indexer_types"
+    pattern = reader.get("index_topk_pattern")
+    if pattern is not None:
+        if not isinstance(pattern, str) or len(pattern) != num_layers:
+            raise ModelConfigError(reader.path, "index_topk_pattern",
+                                   "must be a string of F/S, one per layer (%d)" % num_layers)
+        return pattern.upper().count("F"), "index_topk_pattern"
+    freq = reader.int_or("index_topk_freq", 1, minimum=1)
+    if freq <= 1:
+        return num_layers, "every layer (no index sharing fields)"
+    offset = reader.int_or("index_skip_topk_offset", 2, minimum=0)
+    full = sum(1 for layer in range(num_layers)
+               if max(layer - offset + 1, 0) % freq == 0)
+    return full, "index_topk_freq=%d, index_skip_topk_offset=%d" % (freq, offset)
+
+
+def _attention_types(reader, num_layers, num_heads, model_type):
+    """Attention layer kinds of a non-MLA model."""
+    kv = reader.int_or("num_key_value_heads", num_heads, minimum=1)
+    head_dim = reader.get("head_dim")
+    if head_dim is None:
+        hidden = reader.need_int("hidden_size", "the attention head size (head_dim is absent)")
+        if hidden % num_heads:
+            raise ModelConfigError(reader.path, "head_dim",
+                                   "is missing and hidden_size %d is not a multiple of "
+                                   "num_attention_heads %d" % (hidden, num_heads))
+        head_dim = hidden // num_heads
+    v_head_dim = reader.get("v_head_dim", head_dim)
+
+    pattern = reader.get("hybrid_layer_pattern")
+    if pattern is not None:  # MiMo V2: 1 = sliding-window ("compressed softmax") layer
+        if not isinstance(pattern, list) or len(pattern) != num_layers:
+            raise ModelConfigError(reader.path, "hybrid_layer_pattern",
+                                   "must list one 0/1 entry per layer (%d)" % num_layers)
+        swa_layers = sum(1 for p in pattern if p == 1)
+        types = []
+        if num_layers - swa_layers:
+            # vLLM 0.33 never gives MiMo's full-attention layers sinks
+            # (add_full_attention_sink_bias is not read by mimo_v2.py).
+            types.append(AttentionType(
+                "full", num_layers - swa_layers, num_heads, kv, head_dim, v_head_dim))
+        if swa_layers:
+            swa_q = reader.need_int("swa_num_attention_heads", "the sliding-window layers' heads")
+            swa_kv = reader.need_int("swa_num_key_value_heads",
+                                     "the sliding-window layers' KV heads")
+            swa_hd = reader.int_or("swa_head_dim", head_dim, minimum=1)
+            swa_vhd = reader.int_or("swa_v_head_dim", swa_hd if reader.get("swa_head_dim")
+                                    else v_head_dim, minimum=1)
+            window = reader.get("sliding_window_size", reader.get("sliding_window"))
+            if window is None:
+                raise ModelConfigError(reader.path, "sliding_window_size",
+                                       "is missing (needed to bound the sliding-window KV cache)")
+            types.append(AttentionType(
+                "sliding_window", swa_layers, swa_q, swa_kv, swa_hd, swa_vhd,
+                sliding_window=int(window),
+                sinks=bool(reader.get("add_swa_attention_sink_bias", False))))
+        return types
+
+    layer_types = reader.get("layer_types")
+    window = reader.get("sliding_window")
+    sinks = model_type == "gpt_oss"
+    if isinstance(layer_types, list) and window and any(
+            "sliding" in str(t) for t in layer_types):
+        swa_layers = sum(1 for t in layer_types if "sliding" in str(t))
+        types = []
+        if num_layers - swa_layers:
+            types.append(AttentionType("full", num_layers - swa_layers, num_heads, kv,
+                                       head_dim, v_head_dim, sinks=sinks))
+        types.append(AttentionType("sliding_window", swa_layers, num_heads, kv, head_dim,
+                                   v_head_dim, sliding_window=int(window), sinks=sinks))
+        return types
+    return [AttentionType("full", num_layers, num_heads, kv, head_dim, v_head_dim, sinks=sinks)]
+
+
+def _moe(reader, num_layers):
+    experts = None
+    for key in ("n_routed_experts", "num_experts", "num_local_experts"):
+        if reader.has(key):
+            experts = reader.int_or(key, 0, minimum=1)
+            break
+    if experts is None:
+        return None, 0
+    width = reader.get("moe_intermediate_size")
+    if width is None:
+        # MiniMax-style configs keep the per-expert width in intermediate_size.
+        width = reader.need_int("intermediate_size", "the MoE expert width "
+                                "(moe_intermediate_size is absent)")
+    freq = reader.get("moe_layer_freq")
+    if isinstance(freq, list):
+        dense_layers = sum(1 for f in freq if not f)
+    else:
+        dense_layers = reader.int_or("first_k_dense_replace", 0)
+    return {
+        "experts": experts,
+        "experts_per_token": reader.int_or("num_experts_per_tok", 0),
+        "shared_experts": reader.int_or("n_shared_experts", 0),
+        "intermediate_size": int(width),
+    }, dense_layers
+
+
+def parse_model(path):
+    """Parse config.json at ``path`` (a file or a model directory) into a ModelSpec."""
+    path, raw = load_config(path)
+    data = _text_config(raw)
+    reader = _Reader(path, data)
+    archs = data.get("architectures") or raw.get("architectures") or []
+    architecture = archs[0] if archs else None
+    model_type = reader.need("model_type", "choosing the model family's rules")
+    num_layers = reader.need_int("num_hidden_layers", "per-rank layer and KV-cache sizes")
+    num_heads = reader.need_int("num_attention_heads", "the attention-heads vs TP rule")
+    vocab = reader.need_int("vocab_size", "the vocabulary-padding vs TP rule")
+    max_pos = reader.int_or("max_position_embeddings", None, minimum=1)
+
+    mla = None
+    indexer = None
+    attention = []
+    if reader.has("kv_lora_rank") or model_type in MLA_MODEL_TYPES:
+        mla = {
+            "q_heads": num_heads,
+            "kv_lora_rank": reader.need_int("kv_lora_rank", "the MLA latent KV-cache size"),
+            "qk_rope_head_dim": reader.need_int("qk_rope_head_dim",
+                                                "the MLA latent KV-cache size"),
+            "qk_nope_head_dim": reader.int_or("qk_nope_head_dim", 0),
+            "v_head_dim": reader.int_or("v_head_dim", 0),
+            "q_lora_rank": reader.get("q_lora_rank"),
+        }
+        if reader.has("index_topk"):
+            full, basis = _indexer_layers(reader, num_layers)
+            indexer = {
+                "topk": reader.need_int("index_topk", "the DSA indexer"),
+                "head_dim": reader.need_int("index_head_dim", "the DSA indexer cache size"),
+                "n_heads": reader.int_or("index_n_heads", 0),
+                "cache_layers": full,
+                "cache_layers_basis": basis,
+            }
+    else:
+        attention = _attention_types(reader, num_layers, num_heads, model_type)
+
+    if architecture in FIXED_MTP_ARCHS:
+        mtp_layers = FIXED_MTP_ARCHS[architecture]
+        mtp_field = "fixed by vLLM for %s" % architecture
+    else:
+        mtp_layers = reader.int_or("num_nextn_predict_layers", 0)
+        mtp_field = "num_nextn_predict_layers"
+    mtp_attention = None
+    if attention:
+        swa = [t for t in attention if t.sliding_window]
+        # MiMo's MTP layers are sliding-window layers; others repeat the full layer.
+        mtp_attention = "sliding_window" if swa and architecture in FIXED_MTP_ARCHS else "full"
+
+    moe, dense_layers = _moe(reader, num_layers)
+    dense_width = reader.get("intermediate_size") if moe is None or reader.has(
+        "moe_intermediate_size") else None
+    if moe is None:
+        dense_layers = num_layers
+    return ModelSpec(
+        path=path,
+        model_type=model_type,
+        architecture=architecture,
+        num_layers=num_layers,
+        hidden_size=reader.get("hidden_size"),
+        vocab_size=vocab,
+        max_position_embeddings=max_pos,
+        num_attention_heads=num_heads,
+        attention=attention,
+        mla=mla,
+        indexer=indexer,
+        mtp_layers=mtp_layers,
+        mtp_layers_field=mtp_field,
+        mtp_attention=mtp_attention,
+        moe=moe,
+        dense_intermediate_size=dense_width,
+        dense_layers=dense_layers if dense_width else 0,
+        quant=_quantization(reader),
+        dtype=str(reader.get("torch_dtype", reader.get("dtype", "bfloat16"))),
+    )

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""The catalog of vLLM image patches that plans can require.
+
+A patch id names one fix carried by the cluster's vLLM image (the image declares the
+ids it carries in its labels; the ``vllm_image`` role builds them). The plan engine
+decides which ids a plan needs; a plan that needs a patch the image does not declare
+is not satisfiable.
+"""
+from __future__ import annotations
+
+PATCHES = {
+    "draft-dcp-inherit": {
+        "summary": "The MTP draft inherits decode_context_parallel_size from the target.",
+        "fixes": (
+            "A draft built from SpeculativeConfig.create_draft_parallel_config runs with "
+            "dcp=1 against a DCP-sharded KV cache: 3 of 4 DCP ranks see an all -1 top-k row "
+            "and emit zero attention, and MTP acceptance collapses without any error."
+        ),
+        "evidence": "local-inference-lab/vllm PR #72; vLLM PR #55472; vLLM RFC #53673",
+        "required_when": "decode_context_parallel_size > 1 with MTP on a build whose draft "
+                         "does not inherit DCP",
+        "required_by_rule": "dcp_mtp_draft_inherit",
+        "lets_pass": ["dcp_mtp_draft_inherit"],
+    },
+    "virtual-heads": {
+        "summary": "Virtual TP: pads attention heads, KV heads, vocab and dense widths with "
+                   "zero-filled tails so that TP need not divide them.",
+        "fixes": (
+            "Upstream vLLM refuses TP sizes that do not divide the attention heads "
+            "(vLLM #414, #596, #5003). The patch rewrites the HF config to the padded counts "
+            "before verify_with_parallel_config and zero-fills out-of-range shard tails."
+        ),
+        "evidence": "local-inference-lab/vllm vllm/config/virtual_tp.py; "
+                    "tonyd2wild mods/mimo-v2-tp3-virtual-heads",
+        "required_when": "virtual_heads pads any head, vocab or dense width",
+        "required_by_rule": "virtual_heads_patches",
+        "lets_pass": ["attention_heads_tp", "kv_heads_tp", "vocab_tp", "dense_mlp_tp"],
+    },
+    "moe-zero-fill": {
+        "summary": "FusedMoE pads the per-rank expert width with true zeros "
+                   "(weights and block scales).",
+        "fixes": (
+            "With NVFP4 experts a non-zero pad (uninitialised codes or scales) in the padded "
+            "intermediate dimension produces gibberish output at TP3."
+        ),
+        "evidence": "tonyd2wild mods/mimo-v2-tp3-virtual-heads (fused_moe/layer.py); "
+                    "local-inference-lab/vllm PR #601",
+        "required_when": "virtual_heads pads the MoE intermediate width",
+        "required_by_rule": "virtual_heads_patches",
+        "lets_pass": ["moe_width_tp"],
+    },
+    "sink-padding": {
+        "summary": "Attention-sink vectors are padded to the padded per-rank head count.",
+        "fixes": (
+            "MiMo's loader narrows attention_sink_bias with total_heads // tp (64 // 3 = 21) "
+            "while padded ranks hold 32 heads: the sink/head mismatch breaks MTP and decode."
+        ),
+        "evidence": "tonyd2wild mods/mimo-v2-tp3-virtual-heads (mimo_v2_mtp.py)",
+        "required_when": "virtual_heads pads the heads of a model with attention sinks",
+        "required_by_rule": "virtual_heads_patches",
+        "lets_pass": [],
+    },
+}
+
+
+def patch_ids():
+    return sorted(PATCHES)

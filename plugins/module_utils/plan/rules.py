@@ -1,0 +1,657 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""vLLM's launch-time rules, one named rule each.
+
+Every rule states what vLLM checks, cites where (file and function in vLLM 0.33.0 unless
+the rule says otherwise), and returns findings: an ``error`` makes the plan
+unsatisfiable, a ``warning`` is reported but does not. Each finding carries the message
+(what is wrong, with the numbers), the fix (what to change) and the source.
+
+Rules judge the plan's effective dimensions: with ``virtual_heads`` the padded ones, and
+the padding then shows up as patches the image must declare.
+"""
+from __future__ import annotations
+
+from .cudagraph import round_up
+from .padding import VOCAB_PADDING, gqa_ok, moe_alignment, quant_alignment
+from .patches import PATCHES
+
+
+class Finding(object):
+    __slots__ = ("rule", "severity", "message", "fix", "source")
+
+    def __init__(self, rule, severity, message, fix, source):
+        self.rule = rule
+        self.severity = severity
+        self.message = message
+        self.fix = fix
+        self.source = source
+
+    def as_dict(self):
+        return {"rule": self.rule, "severity": self.severity, "message": self.message,
+                "fix": self.fix, "source": self.source}
+
+
+class Rule(object):
+    def __init__(self, rule_id, title, source, check):
+        self.id = rule_id
+        self.title = title
+        self.source = source
+        self.check = check
+
+    def run(self, ctx):
+        out = []
+        for item in self.check(ctx) or ():
+            severity, message, fix = item
+            out.append(Finding(self.id, severity, message, fix, self.source))
+        return out
+
+
+RULES = []
+
+
+def rule(rule_id, title, source):
+    def register(fn):
+        RULES.append(Rule(rule_id, title, source, fn))
+        return fn
+    return register
+
+
+def _error(message, fix):
+    return ("error", message, fix)
+
+
+def _warning(message, fix):
+    return ("warning", message, fix)
+
+
+# --- cluster shape ---------------------------------------------------------------------
+
+@rule("world_size", "TP x PP ranks fit the cluster's GPUs",
+      "vllm/config/parallel.py ParallelConfig (world_size = pp * tp; Ray places one rank per GPU)")
+def _world_size(ctx):
+    need = ctx.tp * ctx.pp
+    have = ctx.gpus
+    if need > have:
+        yield _error(
+            "tensor_parallel_size %d x pipeline_parallel_size %d needs %d GPUs, but nodes %d x "
+            "gpus_per_node %d gives %d" % (ctx.tp, ctx.pp, need, ctx.nodes, ctx.gpus_per_node,
+                                             have),
+            "lower tensor_parallel_size or pipeline_parallel_size so that their product is at "
+            "most %d, or add Sparks (nodes)" % have)
+    elif need < have:
+        yield _warning(
+            "the plan uses %d of %d GPUs; %d Spark(s) would stay idle" % (need, have, have - need),
+            "use tensor_parallel_size x pipeline_parallel_size = %d to use every node" % have)
+
+
+# --- tensor parallelism ----------------------------------------------------------------
+
+@rule("attention_heads_tp", "Attention (query) heads divide over TP",
+      "vllm/config/model.py ModelConfig.verify_with_parallel_config; "
+      "vllm/model_executor/layers/linear.py QKVParallelLinear (divide)")
+def _attention_heads(ctx):
+    hint = ("set virtual_heads: true (pads the heads; needs the virtual-heads patch), or use a "
+            "tensor_parallel_size that divides %d" )
+    if ctx.model.use_mla:
+        q = ctx.dims.mla_q_heads[1]
+        if q % ctx.tp:
+            yield _error(
+                "Total number of attention heads (%d) must be divisible by tensor parallel size "
+                "(%d)." % (q, ctx.tp), hint % q)
+        return
+    for entry in ctx.dims.attention:
+        q = entry["q_heads"][1]
+        if q % ctx.tp:
+            yield _error(
+                "%s-attention layers: %d query heads are not divisible by tensor_parallel_size "
+                "%d (vLLM: Total number of attention heads (%d) must be divisible by tensor "
+                "parallel size (%d).)" % (entry["layer_type"], q, ctx.tp, q, ctx.tp), hint % q)
+
+
+@rule("kv_heads_tp", "KV heads divide over TP, or TP is a multiple of them (every layer type)",
+      "vllm/model_executor/layers/linear.py QKVParallelLinear: divide(total_num_kv_heads, tp) "
+      "or divide(tp, total_num_kv_heads)")
+def _kv_heads(ctx):
+    for entry in ctx.dims.attention:
+        kv = entry["kv_heads"][1]
+        if not gqa_ok(kv, ctx.tp):
+            yield _error(
+                "%s-attention layers: %d KV heads and tensor_parallel_size %d: neither divides "
+                "the other (vLLM asserts '%d is not divisible by %d' while building the model)"
+                % (entry["layer_type"], kv, ctx.tp, kv, ctx.tp),
+                "use a tensor_parallel_size that divides %d or is a multiple of it, or set "
+                "virtual_heads: true to pad KV heads with the q heads" % kv)
+
+
+@rule("vocab_tp", "Padded vocabulary divides over TP",
+      "vllm/model_executor/layers/vocab_parallel_embedding.py pad_vocab_size (64) and "
+      "vocab_range_from_global_vocab_size (divide)")
+def _vocab(ctx):
+    vocab = ctx.dims.vocab[1]
+    padded = round_up(vocab, VOCAB_PADDING)
+    if padded % ctx.tp:
+        yield _error(
+            "vocabulary %d pads to %d (a multiple of 64), which is not divisible by "
+            "tensor_parallel_size %d ('%d is not divisible by %d')"
+            % (ctx.model.vocab_size, padded, ctx.tp, padded, ctx.tp),
+            "set virtual_heads: true (pads the vocabulary to a multiple of lcm(64, TP) = %d), "
+            "or use a tensor_parallel_size that divides %d" % (round_up(vocab, _lcm64(ctx.tp)),
+                                                               padded))
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def _lcm64(tp):
+    a, b = VOCAB_PADDING, tp
+    while b:
+        a, b = b, a % b
+    return VOCAB_PADDING * tp // a
+
+
+@rule("moe_width_tp", "MoE expert width per rank fits TP, the quantization block and the kernels",
+      "vllm/model_executor/layers/fused_moe/layer.py FusedMoE (intermediate_size % tp); "
+      "quantization/modelopt.py NVFP4 group 16 / quantization/fp8.py block_n 128; FlashInfer "
+      "TRTLLM MoE (intermediate_size % 128)")
+def _moe(ctx):
+    moe = ctx.model.moe
+    if not moe:
+        return
+    if moe["experts"] < ctx.tp:
+        yield _error(
+            "tensor_parallel_size %d is greater than the number of experts %d"
+            % (ctx.tp, moe["experts"]), "use at most %d ranks for this MoE" % moe["experts"])
+    width = ctx.dims.moe[1]
+    if width % ctx.tp:
+        yield _error(
+            "MoE expert width %d is not divisible by tensor_parallel_size %d (FusedMoE asserts "
+            "intermediate_size %% tp_size == 0)" % (width, ctx.tp),
+            "set virtual_heads: true (zero-pads the expert width; needs the moe-zero-fill patch) "
+            "or use a tensor_parallel_size that divides %d" % width)
+        return
+    per_rank = width // ctx.tp
+    qalign = quant_alignment(ctx.model)
+    if per_rank % qalign and ctx.model.quant["method"] == "fp8_block" and \
+            ctx.build.fp8_moe_block_refine and _gcd(per_rank, qalign) >= 32:
+        yield _warning(
+            "MoE expert width per rank %d is not a multiple of the FP8 block %d: build %s refines "
+            "the scale blocks to %d (Triton MoE kernels only)" % (
+                per_rank, qalign, ctx.build.name, _gcd(per_rank, qalign)),
+            "prefer a tensor_parallel_size that keeps %d / TP a multiple of %d, or expert "
+            "parallelism" % (width, qalign))
+        return
+    if per_rank % qalign:
+        yield _error(
+            "MoE expert width per rank %d (= %d / %d) is not a multiple of the %s quantization "
+            "block %d" % (per_rank, width, ctx.tp, ctx.model.quant["method"], qalign),
+            "use a tensor_parallel_size that keeps %d / TP a multiple of %d, or enable expert "
+            "parallelism" % (width, qalign))
+        return
+    kalign = moe_alignment(ctx.model, ctx.build)
+    if per_rank % kalign:
+        yield _error(
+            "MoE expert width per rank %d is not a multiple of %d, which the fused-MoE kernels "
+            "of build %s need" % (per_rank, kalign, ctx.build.name),
+            "use a tensor_parallel_size that keeps %d / TP a multiple of %d, or set "
+            "virtual_heads: true to pad it" % (width, kalign))
+
+
+@rule("dense_mlp_tp", "Dense MLP / shared-expert width divides over TP",
+      "vllm/model_executor/layers/linear.py MergedColumnParallelLinear (divide); "
+      "quantization/fp8.py validate_fp8_block_shape")
+def _dense(ctx):
+    if not ctx.dims.dense:
+        return
+    width = ctx.dims.dense[1]
+    if width % ctx.tp:
+        yield _error(
+            "dense MLP width %d is not divisible by tensor_parallel_size %d" % (width, ctx.tp),
+            "set virtual_heads: true (pads the dense width) or use a tensor_parallel_size that "
+            "divides %d" % width)
+        return
+    if ctx.model.quant["method"] == "fp8_block":
+        block = ctx.model.quant["block"][0]
+        if (width // ctx.tp) % block:
+            yield _error(
+                "dense MLP width per rank %d is not divisible by the FP8 weight block %d (Weight "
+                "output_partition_size = %d is not divisible by weight quantization block_n = %d.)"
+                % (width // ctx.tp, block, width // ctx.tp, block),
+                "use a tensor_parallel_size that keeps %d / TP a multiple of %d" % (width, block))
+
+
+@rule("virtual_heads_grouping", "Virtual heads can keep every layer type's GQA grouping",
+      "local-inference-lab/vllm vllm/config/virtual_tp.py _make_coupled_virtual_axes "
+      "(requires q % kv == 0)")
+def _grouping(ctx):
+    for name in ctx.dims.unpaddable:
+        yield _error(
+            "%s-attention layers: the q-head count is not a multiple of the KV-head count, so "
+            "no padding keeps the GQA grouping" % name,
+            "use a tensor_parallel_size that divides the heads (virtual heads cannot help here)")
+
+
+_PADDING_REASON = {
+    "virtual-heads": "it pads %s",
+    "moe-zero-fill": "it pads the MoE expert width %d -> %d, and NVFP4 experts give gibberish "
+                     "unless the pad is true zeros",
+    "sink-padding": "it pads the attention heads of a model with attention sinks: the loader "
+                    "would narrow the %d-long sink vector to %d // %d = %d per rank while padded "
+                    "ranks hold %d heads",
+}
+
+
+@rule("virtual_heads_patches", "The image carries the patches the padding needs",
+      "patch catalog (plugins/module_utils/plan/patches.py); vllm/model_executor/models/"
+      "mimo_v2.py load_weights (attention sinks); fused_moe/layer.py (MoE pad)")
+def _padding_patches(ctx):
+    dims = ctx.dims
+    for patch in dims.patches:
+        if patch in ctx.image_patches:
+            continue
+        if patch == "moe-zero-fill":
+            why = _PADDING_REASON[patch] % dims.moe
+        elif patch == "sink-padding":
+            q_orig, q_eff = next((e["q_heads"] for e in dims.attention if e["sinks"]))
+            why = _PADDING_REASON[patch] % (q_orig, q_orig, ctx.tp, q_orig // ctx.tp,
+                                            q_eff // ctx.tp)
+        else:
+            why = _PADDING_REASON[patch] % ", ".join(
+                p for p in dims.padded if p != "moe")
+        yield _error(
+            "virtual heads at tensor_parallel_size %d need image patch '%s' (%s): %s; the image "
+            "does not declare it" % (ctx.tp, patch, PATCHES[patch]["summary"].rstrip("."), why),
+            "build the image with patch '%s' (vllm_image role) and list it in vllm_patches"
+            % patch)
+
+
+# --- decode context parallelism --------------------------------------------------------
+
+@rule("dcp_divides_tp", "DCP divides TP",
+      "vllm/config/parallel.py ParallelConfig._validate_parallel_config "
+      "('tp_size=.. must be divisible by dcp_size=..')")
+def _dcp_tp(ctx):
+    if ctx.tp % ctx.dcp:
+        yield _error(
+            "tp_size=%d must be divisible by dcp_size=%d." % (ctx.tp, ctx.dcp),
+            "use a decode_context_parallel_size that divides %d (e.g. %s)"
+            % (ctx.tp, ", ".join(str(d) for d in range(1, ctx.tp + 1) if ctx.tp % d == 0)))
+
+
+@rule("dcp_gqa_kv_heads", "DCP on GQA/MQA models uses only KV-head replicas",
+      "vllm/config/model.py ModelConfig.verify_with_parallel_config (dcp > 1 and not use_mla)")
+def _dcp_gqa(ctx):
+    if ctx.dcp <= 1 or ctx.model.use_mla:
+        return
+    for entry in ctx.dims.attention:
+        kv = entry["kv_heads"][1]
+        q = entry["q_heads"][1]
+        if ctx.tp <= kv:
+            yield _error(
+                "Decode context parallelism for GQA/MQA requires `--tensor-parallel-size` (%d) to "
+                "be greater than the model's total number of KV heads (%d) [%s layers]."
+                % (ctx.tp, kv, entry["layer_type"]),
+                "increase tensor_parallel_size above %d or set decode_context_parallel_size: 1"
+                % kv)
+            continue
+        if ctx.dcp > ctx.tp // kv:
+            yield _error(
+                "`--decode-context-parallel-size` (%d) exceeds the maximum supported value (%d) "
+                "for `--tensor-parallel-size` (%d) and %d model KV heads [%s layers]."
+                % (ctx.dcp, ctx.tp // kv, ctx.tp, kv, entry["layer_type"]),
+                "use decode_context_parallel_size <= %d" % (ctx.tp // kv))
+        if (q // kv) % ctx.dcp:
+            yield _error(
+                "The model's number of query heads per KV head (%d) must be divisible by "
+                "`--decode-context-parallel-size` (%d) for GQA/MQA [%s layers]."
+                % (q // kv, ctx.dcp, entry["layer_type"]),
+                "use a decode_context_parallel_size that divides %d" % (q // kv))
+
+
+@rule("dcp_sliding_window", "DCP is not supported with sliding-window / hybrid KV caches",
+      "vllm/v1/kv_cache_interface.py SlidingWindowSpec ('DCP not support sliding window.'); "
+      "vllm/v1/core/kv_cache_utils.py resolve_kv_cache_block_sizes")
+def _dcp_swa(ctx):
+    if ctx.dcp > 1 and ctx.model.is_hybrid:
+        yield _error(
+            "decode_context_parallel_size %d on a model with sliding-window layers: vLLM asserts "
+            "'DCP not support sliding window.' (hybrid KV-cache groups do not support context "
+            "parallelism)" % ctx.dcp,
+            "set decode_context_parallel_size: 1 for this model")
+
+
+@rule("dcp_interleave", "cp_kv_cache_interleave_size fits the block size and MTP",
+      "vllm/config/vllm.py (Block_size should be divisible by cp_kv_cache_interleave_size); "
+      "vllm/v1/worker/cp_utils.py check_attention_cp_compatibility")
+def _dcp_interleave(ctx):
+    n = ctx.req.cp_kv_cache_interleave_size
+    if n == 1 or ctx.dcp == 1:
+        return
+    if ctx.block_size < n or ctx.block_size % n:
+        yield _error(
+            "Block_size(%d) should be greater than or equal to and divisible by "
+            "cp_kv_cache_interleave_size (%d)." % (ctx.block_size, n),
+            "use cp_kv_cache_interleave_size 1 or a divisor of block_size %d" % ctx.block_size)
+    if ctx.uses_mtp:
+        yield _error(
+            "MTP with cp_kv_cache_interleave_size > 1 (%d) is not supported by the MLA/GQA "
+            "backends this cluster uses" % n,
+            "set cp_kv_cache_interleave_size: 1 when DCP runs with MTP")
+
+
+@rule("dcp_mtp_draft_inherit", "Under DCP the MTP draft inherits decode_context_parallel_size",
+      "vllm/config/speculative.py create_draft_parallel_config (draft dcp=1); "
+      "local-inference-lab/vllm PR #72; vLLM PR #55472")
+def _dcp_draft(ctx):
+    if ctx.dcp <= 1 or not ctx.uses_mtp or ctx.build.draft_inherits_dcp:
+        return
+    if "draft-dcp-inherit" not in ctx.image_patches:
+        yield _error(
+            "decode_context_parallel_size %d with MTP (%d speculative tokens) on build %s: its "
+            "draft runs with dcp=1 against a DCP-sharded KV cache, so MTP acceptance collapses "
+            "without an error; the image does not declare patch 'draft-dcp-inherit'"
+            % (ctx.dcp, ctx.n_spec, ctx.build.name),
+            "build the image with patch 'draft-dcp-inherit' and list it in vllm_patches, or set "
+            "decode_context_parallel_size: 1, or drop MTP")
+
+
+@rule("dcp_indexer_topk", "DSA sparse indexer under DCP needs a supported index_topk",
+      "vllm/model_executor/layers/sparse_attn_indexer.py _assert_cutedsl_dcp_merge_supported")
+def _dcp_indexer(ctx):
+    idx = ctx.model.indexer
+    if ctx.dcp > 1 and idx and idx["topk"] not in (512, 1024, 2048):
+        yield _error(
+            "DCP sparse-indexer merge requires index_topk in (512, 1024, 2048); got %d."
+            % idx["topk"], "set decode_context_parallel_size: 1 for this model")
+
+
+# --- speculative decoding --------------------------------------------------------------
+
+@rule("mtp_layers", "MTP token count fits the model's MTP layers",
+      "vllm/config/speculative.py SpeculativeConfig.__post_init__ (n_predict, "
+      "num_speculative_tokens % n_predict)")
+def _mtp_layers(ctx):
+    if not ctx.uses_mtp:
+        return
+    layers = ctx.model.mtp_layers
+    if not layers:
+        yield _error(
+            "speculative_config method mtp, but the model has no MTP layers (%s is %s)"
+            % (ctx.model.mtp_layers_field, layers),
+            "drop speculative_config, or use a checkpoint with MTP weights")
+        return
+    n = ctx.n_spec
+    if n > layers and n % layers:
+        yield _error("num_speculative_tokens:%d must be divisible by n_predict=%d" % (n, layers),
+                     "use a multiple of %d speculative tokens" % layers)
+    elif n > layers:
+        yield _warning(
+            "num_speculative_tokens %d > %d MTP layer(s): vLLM runs the same MTP layer %d times, "
+            "which lowers acceptance (GLM-5.2 under DCP4 lost to MTP1: 12.70 vs 15.18 tok/s)"
+            % (n, layers, n // layers),
+            "measure acceptance per position (benchmark role) before keeping %d tokens" % n)
+
+
+@rule("draft_tp", "Draft TP is 1 or the target TP",
+      "vllm/config/speculative.py _verify_and_get_draft_tp")
+def _draft_tp(ctx):
+    spec = ctx.req.speculative_config
+    if not spec or spec.get("draft_tensor_parallel_size") is None:
+        return
+    dtp = spec["draft_tensor_parallel_size"]
+    if dtp not in (1, ctx.tp):
+        yield _error(
+            "speculative_draft_tensor_parallel_size=%d cannot be other value than 1 or target "
+            "model tensor_parallel_size" % dtp,
+            "set speculative_config.draft_tensor_parallel_size to 1 or %d, or drop it" % ctx.tp)
+
+
+@rule("pp_mtp", "Pipeline parallelism with MTP is supported by the build",
+      "vLLM #52069 / recipes #875 (draft PP); #57755 (V1 PP broadcast assert); MRV2 PR #46994")
+def _pp_mtp(ctx):
+    if ctx.pp > 1 and ctx.uses_mtp and not ctx.build.pp_with_mtp:
+        yield _error(
+            "pipeline_parallel_size %d with MTP on build %s: this build cannot start (or "
+            "corrupts output) with an MTP draft under pipeline parallelism" % (ctx.pp,
+                                                                              ctx.build.name),
+            "set pipeline_parallel_size: 1 (use TP across the nodes), or drop MTP, or use a "
+            "build with pp_with_mtp (upstream vLLM 0.33, Model Runner V2)")
+    elif ctx.pp > 1 and ctx.uses_mtp:
+        yield _warning(
+            "pipeline parallelism with MTP runs on this build (drafter on the last PP rank) but "
+            "is young upstream; check acceptance per position after launch",
+            "compare acceptance with a pipeline_parallel_size: 1 plan")
+
+
+@rule("pp_layers", "Pipeline stages have layers",
+      "vllm/distributed/utils.py get_pp_indices")
+def _pp_layers(ctx):
+    if ctx.pp > ctx.model.num_layers:
+        yield _error(
+            "pipeline_parallel_size %d exceeds the model's %d layers" % (ctx.pp,
+                                                                         ctx.model.num_layers),
+            "use pipeline_parallel_size <= %d" % ctx.model.num_layers)
+
+
+# --- CUDA graphs -----------------------------------------------------------------------
+
+_CG_SOURCE = ("vllm/config/vllm.py VllmConfig._set_cudagraph_sizes; vllm/config/compilation.py "
+              "resolve_cudagraph_mode_and_sizes / adjust_cudagraph_sizes_for_spec_decode")
+
+
+@rule("cudagraph_no_valid_sizes", "Capture sizes survive the V1 runner's N+1 rounding",
+      _CG_SOURCE)
+def _cg_valid(ctx):
+    cap = ctx.capture
+    if cap.no_valid_sizes:
+        n = ctx.n_spec
+        yield _error(
+            cap.no_valid_sizes + " [Model Runner V1 rounds capture sizes to multiples of "
+            "num_speculative_tokens + 1 = %d; the cap was snapped to %d]" % (n + 1, cap.config_max),
+            "set max_cudagraph_capture_size to a ladder size >= %d (e.g. %d), or give "
+            "cudagraph_capture_sizes as multiples of %d (e.g. [%d])"
+            % (n + 1, _ladder_at_least(n + 1), n + 1, n + 1))
+
+
+def _ladder_at_least(n):
+    for size in (1, 2, 4):
+        if size >= n:
+            return size
+    return round_up(n, 8) if n < 256 else round_up(n, 16)
+
+
+@rule("cudagraph_sp_divisibility", "Spec-decode and sequence-parallel capture shapes agree",
+      _CG_SOURCE)
+def _cg_sp(ctx):
+    if ctx.capture.sp_conflict:
+        yield _error(ctx.capture.sp_conflict,
+                     "set sequence_parallelism: false, or choose num_speculative_tokens + 1 as a "
+                     "multiple of tensor_parallel_size %d" % ctx.tp)
+
+
+@rule("cudagraph_sequence_parallelism", "Sequence parallelism exists in the build",
+      "vllm/config/compilation.py PassConfig (0.33 has no enable_sp pass)")
+def _cg_sp_exists(ctx):
+    if ctx.req.sequence_parallelism and not ctx.build.sequence_parallelism:
+        yield _error(
+            "sequence_parallelism is set, but build %s has no compile-pass sequence parallelism "
+            "(PassConfig rejects the field)" % ctx.build.name,
+            "set sequence_parallelism: false")
+
+
+@rule("cudagraph_explicit_consistency", "An explicit cap matches an explicit size list",
+      _CG_SOURCE)
+def _cg_consistent(ctx):
+    if ctx.capture.inconsistent:
+        cap, top = ctx.capture.inconsistent
+        yield _error(
+            "customized max_cudagraph_capture_size(=%d) should be consistent with the max value "
+            "of cudagraph_capture_sizes(=%d)" % (cap, top),
+            "drop max_cudagraph_capture_size or set it to %d" % top)
+
+
+@rule("cudagraph_truncated", "An explicit cap lies on vLLM's capture ladder",
+      _CG_SOURCE)
+def _cg_truncated(ctx):
+    if ctx.capture.truncated:
+        asked, got = ctx.capture.truncated
+        yield _warning(
+            "Truncating max_cudagraph_capture_size to %d: %d is not on vLLM's 1, 2, 4, 8, 16.. "
+            "ladder" % (got, asked),
+            "set max_cudagraph_capture_size: %d (what vLLM will use) or a ladder size >= %d"
+            % (got, asked))
+
+
+@rule("cudagraph_decode_coverage", "Decode batches of max_num_seqs are captured",
+      _CG_SOURCE)
+def _cg_cover(ctx):
+    cap = ctx.capture
+    if not cap.enabled or not cap.sizes:
+        return
+    need = ctx.max_num_seqs * (ctx.n_spec + 1)
+    covered = cap.decode_full_sizes[-1] if cap.decode_full_sizes else 0
+    if covered == 0 and ctx.n_spec:
+        yield _warning(
+            "no full decode CUDA graph: num_speculative_tokens + 1 = %d exceeds the capture cap "
+            "%d, so every decode step runs piecewise (slower, but vLLM starts)"
+            % (ctx.n_spec + 1, cap.max_size),
+            "raise max_cudagraph_capture_size to %d" % _ladder_at_least(ctx.n_spec + 1))
+    elif covered < need:
+        yield _warning(
+            "largest full decode graph covers %d tokens < max_num_seqs %d x "
+            "(num_speculative_tokens + 1) = %d: bigger decode batches run piecewise"
+            % (covered, ctx.max_num_seqs, need),
+            "raise max_cudagraph_capture_size to %d or lower max_num_seqs"
+            % _ladder_at_least(need))
+
+
+# --- KV cache and scheduler -----------------------------------------------------------
+
+@rule("kv_cache_dtype", "The KV-cache dtype exists in the build and suits the attention",
+      "vllm/config/cache.py CacheConfig (valid kv_cache_dtype names); vllm/config/vllm.py "
+      "(nvfp4 KV cache is not supported with MLA)")
+def _kv_dtype(ctx):
+    dtype = ctx.req.kv_cache_dtype
+    if dtype not in ctx.build.kv_cache_dtypes:
+        yield _error(
+            "Invalid kv_cache_dtype: %r for build %s. Valid values are: %s"
+            % (dtype, ctx.build.name, ", ".join(ctx.build.kv_cache_dtypes)),
+            "use one of the valid values, e.g. fp8 or auto")
+        return
+    if ctx.model.use_mla and dtype in ("nvfp4", "nvfp4_4over6"):
+        yield _error(
+            "nvfp4 KV cache is not supported with MLA (Multi-head Latent Attention) backends.",
+            "use kv_cache_dtype: fp8 (or auto) for this MLA model")
+
+
+@rule("sparse_mla_backend", "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
+      "vllm/platforms/cuda.py (SM12x: FLASHINFER_MLA_SPARSE_SM120); "
+      "vllm/v1/attention/backends/mla/flashinfer_mla_sparse_sm120.py; "
+      "vllm/platforms/interface.py update_block_size_for_backend")
+def _sparse_mla(ctx):
+    if not (ctx.model.use_mla and ctx.model.indexer):
+        return
+    allowed = ctx.build.sparse_mla_kv_dtypes
+    dtype = ctx.req.kv_cache_dtype
+    if allowed is not None and dtype not in allowed:
+        yield _error(
+            "kv_cache_dtype %s: build %s has no sparse-MLA attention backend for it on a GB10 "
+            "(FLASHINFER_MLA_SPARSE_SM120 requires the packed fp8_ds_mla KV cache layout)"
+            % (dtype, ctx.build.name),
+            "use kv_cache_dtype: fp8 (stored as fp8_ds_mla; also the only way 128K fits)")
+    if ctx.block_size % 64:
+        yield _error(
+            "block_size %d: the sparse-MLA and DSA-indexer kernels need a multiple of 64 (vLLM: "
+            "No valid attention backend found ... block_size not supported)" % ctx.block_size,
+            "drop block_size (vLLM then picks 64) or use a multiple of 64")
+
+
+@rule("max_model_len", "max_model_len fits the model's positions",
+      "vllm/config/model.py _get_and_verify_max_len (VLLM_ALLOW_LONG_MAX_MODEL_LEN)")
+def _max_len(ctx):
+    limit = ctx.model.max_position_embeddings
+    if limit and ctx.max_model_len > limit and not ctx.req.allow_long_max_model_len:
+        yield _error(
+            "User-specified max_model_len (%d) is greater than the derived max_model_len "
+            "(max_position_embeddings=%d)" % (ctx.max_model_len, limit),
+            "lower max_model_len to %d, or set allow_long_max_model_len: true "
+            "(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, at your own risk)" % limit)
+
+
+@rule("scheduler_batch", "max_num_batched_tokens covers max_num_seqs (and max_model_len "
+      "without chunked prefill)", "vllm/config/scheduler.py SchedulerConfig.verify_max_model_len")
+def _scheduler(ctx):
+    if ctx.max_num_batched_tokens < ctx.max_num_seqs:
+        yield _error(
+            "max_num_batched_tokens (%d) must be greater than or equal to max_num_seqs (%d)."
+            % (ctx.max_num_batched_tokens, ctx.max_num_seqs),
+            "raise max_num_batched_tokens to at least %d or lower max_num_seqs"
+            % ctx.max_num_seqs)
+    if ctx.n_spec and ctx.max_num_batched_tokens <= ctx.n_spec:
+        yield _error(
+            "VllmConfig does not have enough slots to schedule a token and support the "
+            "speculative decoding settings (max_num_batched_tokens %d <= %d lookahead tokens)"
+            % (ctx.max_num_batched_tokens, ctx.n_spec),
+            "raise max_num_batched_tokens well above num_speculative_tokens")
+    if not ctx.req.enable_chunked_prefill and ctx.max_num_batched_tokens < ctx.max_model_len:
+        yield _error(
+            "max_num_batched_tokens (%d) is smaller than max_model_len (%d) with chunked "
+            "prefill disabled" % (ctx.max_num_batched_tokens, ctx.max_model_len),
+            "enable chunked prefill or raise max_num_batched_tokens to %d" % ctx.max_model_len)
+
+
+@rule("kv_cache_fits", "One request at max_model_len fits in the KV cache",
+      "vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory")
+def _kv_fits(ctx):
+    kv = ctx.kv
+    if kv is None or kv.get("tokens") is None:
+        return
+    if not kv["fits_one_request"]:
+        yield _error(
+            "To serve at least one request with the model's max seq len (%d), (%.2f GiB KV "
+            "cache is needed, which is larger than the available KV cache memory (%.2f GiB)."
+            % (ctx.max_model_len, kv["bytes_one_request"] / 2.0 ** 30,
+               kv["memory_bytes"] / 2.0 ** 30),
+            "raise kv_cache_memory_bytes to at least %d, lower max_model_len to about %d, or "
+            "raise decode_context_parallel_size" % (kv["bytes_one_request"],
+                                                    kv["max_model_len_fit"]))
+
+
+@rule("kv_cache_budget", "A KV-cache budget is given so capacity can be checked",
+      "dgxspark.cluster plan engine")
+def _kv_budget(ctx):
+    if ctx.req.kv_cache_memory_bytes is None:
+        yield _warning(
+            "kv_cache_memory_bytes is not set, so KV capacity and 'one request fits' are not "
+            "checked (gpu_memory_utilization sizing varies at the memory edge on a Spark)",
+            "set kv_cache_memory_bytes (bytes per GPU), e.g. 1810000000 as the GLM-5.2 recipe")
+    elif ctx.kv and ctx.kv.get("unknown_dtype"):
+        yield _warning(
+            "the KV-cache dtype %s has no size model here; capacity is not estimated"
+            % ctx.req.kv_cache_dtype, "use auto, bfloat16, fp8* or nvfp4 for an estimate")
+
+
+@rule("image_patches_known", "Declared patches are in the catalog",
+      "patch catalog (plugins/module_utils/plan/patches.py)")
+def _patches_known(ctx):
+    for patch in ctx.req.vllm_patches:
+        if patch not in PATCHES:
+            yield _warning(
+                "vllm_patches lists '%s', which is not in the patch catalog (%s); the planner "
+                "cannot use it" % (patch, ", ".join(sorted(PATCHES))),
+                "check the spelling against the catalog")
+
+
+def run_rules(ctx):
+    findings = []
+    for item in RULES:
+        findings.extend(item.run(ctx))
+    return findings
+
+
+def describe_rules():
+    return [{"rule": r.id, "title": r.title, "source": r.source} for r in RULES]
