@@ -175,7 +175,7 @@ def evaluate_request(req, model, build):
         "violations": violations,
         "warnings": warnings,
         "plan": plan,
-        "build": build.as_dict(),
+        "build": dict((k, v) for k, v in build.as_dict().items() if k != "kv_cache_dtypes"),
         "model": model.summary(),
         "padding": _padding(ctx),
         "per_rank": _per_rank(ctx),

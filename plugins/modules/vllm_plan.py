@@ -1,0 +1,390 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: vllm_plan
+short_description: Prove a vLLM parallelism plan is satisfiable before any boot
+version_added: "0.1.0"
+description:
+  - Reads a model's Hugging Face C(config.json) and checks a vLLM engine plan against vLLM's
+    launch-time rules, in milliseconds, without GPUs: attention and KV heads vs TP for every
+    layer type, vocabulary padding, MoE and dense widths vs TP and the quantization block,
+    decode context parallelism (DCP), MTP token counts, draft TP, pipeline parallelism with MTP,
+    the CUDA-graph capture list (truncation of an explicit cap, the Model Runner V1 rounding to
+    multiples of O(speculative_config.num_speculative_tokens)+1 and its
+    C(No valid cudagraph sizes) failure), KV-cache dtype and block size, and KV-cache capacity.
+  - Plans virtual-head padding when O(virtual_heads=true) and TP does not divide the heads, and
+    names the image patches the plan therefore needs.
+  - Rules that differ between vLLM builds take the build from O(vllm_build).
+  - Fails when the plan is not satisfiable and lists every violation with its fix. Never changes
+    anything; check mode behaves the same.
+  - Option names are vLLM's own engine-argument names.
+author:
+  - dgxspark.cluster contributors
+attributes:
+  check_mode:
+    support: full
+    details: The module only reads the model config; it behaves the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+options:
+  model_config:
+    description:
+      - Path of the model's C(config.json), or of the model directory that holds it.
+      - Read on the host the task runs on (the controller, or the head node with C(delegate_to)).
+    type: path
+    required: true
+  tensor_parallel_size:
+    description: vLLM C(--tensor-parallel-size); one rank per GPU (one GPU per Spark).
+    type: int
+    default: 1
+  pipeline_parallel_size:
+    description: vLLM C(--pipeline-parallel-size).
+    type: int
+    default: 1
+  decode_context_parallel_size:
+    description: vLLM C(--decode-context-parallel-size) (DCP); must divide O(tensor_parallel_size).
+    type: int
+    default: 1
+  cp_kv_cache_interleave_size:
+    description: vLLM C(--cp-kv-cache-interleave-size); keep 1 with MTP.
+    type: int
+    default: 1
+  speculative_config:
+    description:
+      - vLLM C(--speculative-config) as a dict, for example C({method: mtp, num_speculative_tokens: 1}).
+      - C(num_speculative_tokens) is required with C(method=mtp) (vLLM 0.33 requires it).
+      - C(draft_tensor_parallel_size) must be 1 or O(tensor_parallel_size).
+    type: dict
+  max_cudagraph_capture_size:
+    description:
+      - vLLM C(--max-cudagraph-capture-size). vLLM snaps an explicit cap down to its
+        1, 2, 4, 8, 16, ... ladder; unset means vLLM's default.
+    type: int
+  cudagraph_capture_sizes:
+    description: vLLM C(--cudagraph-capture-sizes), an explicit list of batch sizes to capture.
+    type: list
+    elements: int
+  max_num_seqs:
+    description: vLLM C(--max-num-seqs). Default is vLLM's C(vllm serve) default on a GB10 (256).
+    type: int
+  max_num_batched_tokens:
+    description:
+      - vLLM C(--max-num-batched-tokens). Default is vLLM's C(vllm serve) default on a GB10
+        (2048, at most O(max_num_seqs) x O(max_model_len)).
+    type: int
+  max_model_len:
+    description: vLLM C(--max-model-len). Default is the model's C(max_position_embeddings).
+    type: int
+  kv_cache_dtype:
+    description:
+      - vLLM C(--kv-cache-dtype). Sparse-MLA models (GLM-5, DeepSeek V3.2) store C(auto),
+        C(fp8) and C(fp8_e4m3) as C(fp8_ds_mla) (656 bytes per token and layer).
+    type: str
+    default: auto
+  kv_cache_memory_bytes:
+    description:
+      - vLLM C(--kv-cache-memory-bytes), the KV-cache budget per GPU. Needed for KV capacity and
+        for the one-request-fits check; without it those are skipped with a warning.
+    type: int
+  block_size:
+    description: vLLM C(--block-size). Unset means the backend's choice (64 for sparse MLA, else 16).
+    type: int
+  virtual_heads:
+    description:
+      - Allow virtual-head padding when TP does not divide the heads, vocabulary or MoE width
+        (for example 64 q / 4 kv heads at TP 3 become 96 / 6). The padded plan needs the image
+        patches it names (C(virtual-heads), C(moe-zero-fill), C(sink-padding)).
+    type: bool
+    default: false
+  vllm_patches:
+    description: Patch ids the vLLM image carries (its C(dgxspark.patches) label).
+    type: list
+    elements: str
+    default: []
+  nodes:
+    description:
+      - Number of Sparks in the cluster. O(tensor_parallel_size) x O(pipeline_parallel_size)
+        must fit O(nodes) x O(gpus_per_node). Unset means "as many as the plan needs".
+    type: int
+  gpus_per_node:
+    description: GPUs per node; a DGX Spark has 1.
+    type: int
+    default: 1
+  vllm_build:
+    description:
+      - The vLLM build the plan will run on. Either the name of a shipped build profile
+        (C(vllm-0.33), the default; C(glm52-b12x-eldritch); C(mimo-v25-tp3)) or a dict of
+        capabilities with at least C(model_runner) (C(v1) or C(v2)), C(draft_inherits_dcp) and
+        C(pp_with_mtp); other capabilities default from C(base) (a profile name, default
+        C(vllm-0.33)).
+    type: raw
+  enforce_eager:
+    description: vLLM C(--enforce-eager) (no CUDA graphs).
+    type: bool
+    default: false
+  enable_chunked_prefill:
+    description: vLLM C(--enable-chunked-prefill) (on by default in vLLM).
+    type: bool
+    default: true
+  sequence_parallelism:
+    description:
+      - The compile-pass sequence parallelism of older builds
+        (C(compilation_config.pass_config.enable_sequence_parallelism)); vLLM 0.33 has none.
+    type: bool
+    default: false
+  allow_long_max_model_len:
+    description: The plan runs with C(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1).
+    type: bool
+    default: false
+  suggest:
+    description:
+      - Also return RV(suggestions), every satisfiable (TP, PP, DCP, MTP tokens, capture cap)
+        plan on O(nodes) with its KV capacity.
+    type: bool
+    default: false
+  fail_on_violations:
+    description:
+      - Fail the task when the plan is not satisfiable. Set to C(false) to only report.
+    type: bool
+    default: true
+notes:
+  - The rules and their sources are listed in the collection's C(docs/preflight-rules.md).
+  - Pure Python; no GPU, vLLM or network access is needed.
+seealso:
+  - name: vLLM engine arguments
+    description: The option names follow vLLM's engine arguments.
+    link: https://docs.vllm.ai/en/latest/configuration/engine_args.html
+"""
+
+EXAMPLES = r"""
+- name: Check the GLM-5.2 4-node plan before booting it
+  dgxspark.cluster.vllm_plan:
+    model_config: /var/tmp/models/GLM-5.2-NVFP4
+    nodes: 4
+    tensor_parallel_size: 4
+    decode_context_parallel_size: 4
+    speculative_config:
+      method: mtp
+      num_speculative_tokens: 1
+    max_cudagraph_capture_size: 4
+    max_num_seqs: 1
+    max_num_batched_tokens: 1024
+    max_model_len: 131072
+    kv_cache_dtype: fp8
+    kv_cache_memory_bytes: 1810000000
+    vllm_build: glm52-b12x-eldritch
+    vllm_patches: [draft-dcp-inherit]
+  delegate_to: localhost
+  run_once: true
+
+- name: MiMo V2.5 at TP3 with virtual heads on a custom build
+  dgxspark.cluster.vllm_plan:
+    model_config: recipes/models/mimo-v2.5-nvfp4
+    nodes: 3
+    tensor_parallel_size: 3
+    virtual_heads: true
+    speculative_config: {method: mtp, num_speculative_tokens: 2}
+    vllm_build:
+      model_runner: v1
+      draft_inherits_dcp: false
+      pp_with_mtp: false
+    vllm_patches: [virtual-heads, moe-zero-fill, sink-padding]
+  register: mimo_plan
+
+- name: List every satisfiable plan on 4 nodes without failing
+  dgxspark.cluster.vllm_plan:
+    model_config: recipes/models/glm-5.2-nvfp4
+    nodes: 4
+    kv_cache_memory_bytes: 1810000000
+    max_model_len: 131072
+    kv_cache_dtype: fp8
+    suggest: true
+    fail_on_violations: false
+  register: glm_plans
+"""
+
+RETURN = r"""
+satisfiable:
+  description: Whether the plan passes every rule.
+  returned: success or failure after the plan was read
+  type: bool
+  sample: true
+violations:
+  description: Every broken rule (not only the first), each with its message, fix and source.
+  returned: success or failure after the plan was read
+  type: list
+  elements: dict
+  sample:
+    - rule: cudagraph_no_valid_sizes
+      severity: error
+      message: "No valid cudagraph sizes after rounding to multiple of 5 ..."
+      fix: "set max_cudagraph_capture_size to a ladder size >= 5 (e.g. 8) ..."
+      source: "vllm/config/compilation.py adjust_cudagraph_sizes_for_spec_decode"
+warnings:
+  description:
+    - Findings that do not make the plan unsatisfiable, as C([rule] message (hint: fix)) strings;
+      Ansible also prints them as task warnings.
+  returned: success or failure after the plan was read
+  type: list
+  elements: str
+warning_details:
+  description: The same findings as RV(warnings), structured like RV(violations).
+  returned: success or failure after the plan was read
+  type: list
+  elements: dict
+padding:
+  description:
+    - Virtual-head padding; C(applied) tells whether any dimension was padded, then the padded
+      q/kv heads per layer type with per-rank counts, sink-vector length per rank, padded vocab,
+      MoE and dense widths, the KV bytes the pad heads cost and the patches needed.
+  returned: success or failure after the plan was read
+  type: dict
+  sample:
+    applied: true
+    padded: [heads, vocab, moe, dense]
+    attention:
+      - {layer_type: full, q_heads: [64, 96], kv_heads: [4, 6], q_per_rank: 32, kv_per_rank: 2}
+    patches: [virtual-heads, moe-zero-fill, sink-padding]
+per_rank:
+  description: Per-rank heads for every layer type, vocab, MoE and dense widths, layers per PP stage.
+  returned: success or failure after the plan was read
+  type: dict
+cudagraph_capture_sizes:
+  description: The effective CUDA-graph capture list (after the runner's rounding on Model Runner V1).
+  returned: success or failure after the plan was read
+  type: list
+  elements: int
+  sample: [2, 4]
+cudagraph:
+  description: Both stages of capture-size resolution (config list, truncation, rounding, decode graphs).
+  returned: success or failure after the plan was read
+  type: dict
+kv_cache:
+  description:
+    - KV-cache estimate for one GPU; C(bytes_per_token) (full-attention layers),
+      C(tokens) (capacity as vLLM logs it, DCP included), C(max_concurrency) at
+      O(max_model_len), C(num_blocks), C(fits_one_request), the KV-cache groups.
+    - C(tokens), C(max_concurrency) and C(fits_one_request) are null without O(kv_cache_memory_bytes).
+  returned: success or failure after the plan was read
+  type: dict
+  sample: {bytes_per_token: 54728, tokens: 132096, max_concurrency: 1.0078, num_blocks: 516}
+patches:
+  description: Patch ids the plan requires, those the image declares, and the missing ones.
+  returned: success or failure after the plan was read
+  type: dict
+  sample: {required: [draft-dcp-inherit], declared: [draft-dcp-inherit], missing: []}
+plan:
+  description: The plan as evaluated, with vLLM's defaults filled in.
+  returned: success or failure after the plan was read
+  type: dict
+report:
+  description: The plan in plain words, one line per item (what the preflight report prints).
+  returned: success or failure after the plan was read
+  type: list
+  elements: str
+suggestions:
+  description: Satisfiable plans on O(nodes), best KV capacity first (with O(suggest=true)).
+  returned: when O(suggest=true)
+  type: list
+  elements: dict
+suggestions_report:
+  description: RV(suggestions) as a text table.
+  returned: when O(suggest=true)
+  type: list
+  elements: str
+changed:
+  description: Always false; the module changes nothing.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.engine import evaluate, suggest
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import (
+    ModelConfigError, PlanInputError)
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.report import (
+    render, render_suggestions)
+
+PLAN_OPTIONS = (
+    "model_config", "tensor_parallel_size", "pipeline_parallel_size",
+    "decode_context_parallel_size", "cp_kv_cache_interleave_size", "speculative_config",
+    "max_cudagraph_capture_size", "cudagraph_capture_sizes", "max_num_seqs",
+    "max_num_batched_tokens", "max_model_len", "kv_cache_dtype", "kv_cache_memory_bytes",
+    "block_size", "virtual_heads", "vllm_patches", "nodes", "gpus_per_node", "vllm_build",
+    "enforce_eager", "enable_chunked_prefill", "sequence_parallelism",
+    "allow_long_max_model_len",
+)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            model_config=dict(type="path", required=True),
+            tensor_parallel_size=dict(type="int", default=1),
+            pipeline_parallel_size=dict(type="int", default=1),
+            decode_context_parallel_size=dict(type="int", default=1),
+            cp_kv_cache_interleave_size=dict(type="int", default=1),
+            speculative_config=dict(type="dict"),
+            max_cudagraph_capture_size=dict(type="int"),
+            cudagraph_capture_sizes=dict(type="list", elements="int"),
+            max_num_seqs=dict(type="int"),
+            max_num_batched_tokens=dict(type="int"),
+            max_model_len=dict(type="int"),
+            kv_cache_dtype=dict(type="str", default="auto"),
+            kv_cache_memory_bytes=dict(type="int"),
+            block_size=dict(type="int"),
+            virtual_heads=dict(type="bool", default=False),
+            vllm_patches=dict(type="list", elements="str", default=[]),
+            nodes=dict(type="int"),
+            gpus_per_node=dict(type="int", default=1),
+            vllm_build=dict(type="raw"),
+            enforce_eager=dict(type="bool", default=False),
+            enable_chunked_prefill=dict(type="bool", default=True),
+            sequence_parallelism=dict(type="bool", default=False),
+            allow_long_max_model_len=dict(type="bool", default=False),
+            suggest=dict(type="bool", default=False),
+            fail_on_violations=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    options = dict((name, module.params[name]) for name in PLAN_OPTIONS)
+    try:
+        result = evaluate(options)
+        rows = suggest(options) if module.params["suggest"] else None
+    except PlanInputError as exc:
+        module.fail_json(msg=str(exc), option=exc.option, value=exc.value, fix=exc.fix)
+    except ModelConfigError as exc:
+        module.fail_json(msg=str(exc), option="model_config", config_path=exc.path,
+                         field=exc.field, fix=exc.fix)
+
+    result["report"] = render(result)
+    # Findings that are not violations become task warnings (Ansible returns them as
+    # `warnings`); the structured findings stay in `warning_details`.
+    result["warning_details"] = result.pop("warnings")
+    for item in result["warning_details"]:
+        module.warn("[%s] %s (hint: %s)" % (item["rule"], item["message"], item["fix"]))
+    if rows is not None:
+        result["suggestions"] = rows
+        result["suggestions_report"] = render_suggestions(rows)
+    if not result["satisfiable"] and module.params["fail_on_violations"]:
+        lines = ["[%s] %s -- fix: %s" % (v["rule"], v["message"], v["fix"])
+                 for v in result["violations"]]
+        module.fail_json(
+            msg="the vLLM plan is not satisfiable (%d violation%s):\n- %s" % (
+                len(lines), "" if len(lines) == 1 else "s", "\n- ".join(lines)),
+            changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
