@@ -14,6 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
+# ansible-runner and subprocess calls find ansible-playbook next to this Python (.venv/bin).
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+os.environ.setdefault("ANSIBLE_CONFIG", str(ROOT / "ansible.cfg"))
 
 GLM = str(ROOT / "recipes/models/glm-5.2-nvfp4")
 MIMO = str(ROOT / "recipes/models/mimo-v2.5-nvfp4")

@@ -11,12 +11,13 @@ short_description: Prove a vLLM parallelism plan is satisfiable before any boot
 version_added: "0.1.0"
 description:
   - Reads a model's Hugging Face C(config.json) and checks a vLLM engine plan against vLLM's
-    launch-time rules, in milliseconds, without GPUs: attention and KV heads vs TP for every
-    layer type, vocabulary padding, MoE and dense widths vs TP and the quantization block,
-    decode context parallelism (DCP), MTP token counts, draft TP, pipeline parallelism with MTP,
-    the CUDA-graph capture list (truncation of an explicit cap, the Model Runner V1 rounding to
-    multiples of O(speculative_config.num_speculative_tokens)+1 and its
-    C(No valid cudagraph sizes) failure), KV-cache dtype and block size, and KV-cache capacity.
+    launch-time rules, in milliseconds and without GPUs.
+  - The rules cover attention and KV heads vs TP for every layer type, vocabulary padding, MoE
+    and dense widths vs TP and the quantization block, decode context parallelism (DCP), MTP
+    token counts, draft TP, pipeline parallelism with MTP, the CUDA-graph capture list
+    (truncation of an explicit cap, the Model Runner V1 rounding to multiples of
+    O(speculative_config.num_speculative_tokens)+1 and its C(No valid cudagraph sizes)
+    failure), KV-cache dtype and block size, and KV-cache capacity.
   - Plans virtual-head padding when O(virtual_heads=true) and TP does not divide the heads, and
     names the image patches the plan therefore needs.
   - Rules that differ between vLLM builds take the build from O(vllm_build).
@@ -60,7 +61,7 @@ options:
     default: 1
   speculative_config:
     description:
-      - vLLM C(--speculative-config) as a dict, for example C({method: mtp, num_speculative_tokens: 1}).
+      - "vLLM C(--speculative-config) as a dict, for example C({method: mtp, num_speculative_tokens: 1})."
       - C(num_speculative_tokens) is required with C(method=mtp) (vLLM 0.33 requires it).
       - C(draft_tensor_parallel_size) must be 1 or O(tensor_parallel_size).
     type: dict
@@ -74,7 +75,7 @@ options:
     type: list
     elements: int
   max_num_seqs:
-    description: vLLM C(--max-num-seqs). Default is vLLM's C(vllm serve) default on a GB10 (256).
+    description: "vLLM C(--max-num-seqs). Default: vLLM's C(vllm serve) default on a GB10 (256)."
     type: int
   max_num_batched_tokens:
     description:
@@ -231,9 +232,9 @@ violations:
       source: "vllm/config/compilation.py adjust_cudagraph_sizes_for_spec_decode"
 warnings:
   description:
-    - Findings that do not make the plan unsatisfiable, as C([rule] message (hint: fix)) strings;
-      Ansible also prints them as task warnings.
-  returned: success or failure after the plan was read
+    - "Findings that do not make the plan unsatisfiable, as C([rule] message (hint: fix)) strings;
+      Ansible also prints them as task warnings."
+  returned: when there are such findings
   type: list
   elements: str
 warning_details:
@@ -282,6 +283,16 @@ patches:
   returned: success or failure after the plan was read
   type: dict
   sample: {required: [draft-dcp-inherit], declared: [draft-dcp-inherit], missing: []}
+model:
+  description: What the plan engine read from C(config.json) (layers, heads per layer type, MLA,
+    DSA indexer, MTP layers, MoE widths, quantization).
+  returned: success or failure after the plan was read
+  type: dict
+build:
+  description: The vLLM build profile the plan was judged against (runner, DCP/MTP capabilities).
+  returned: success or failure after the plan was read
+  type: dict
+  sample: {name: vllm-0.33, model_runner: v2, draft_inherits_dcp: true, pp_with_mtp: true}
 plan:
   description: The plan as evaluated, with vLLM's defaults filled in.
   returned: success or failure after the plan was read

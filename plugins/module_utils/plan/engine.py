@@ -277,5 +277,5 @@ def suggest(options, max_spec_tokens=4):
                         "warnings": len(result["warnings"]),
                     })
     rows.sort(key=lambda r: (-(r["kv_tokens"] or 0), r["warnings"],
-                             r["pipeline_parallel_size"], -r["num_speculative_tokens"]))
+                             r["pipeline_parallel_size"], r["num_speculative_tokens"]))
     return rows

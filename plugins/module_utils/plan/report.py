@@ -145,15 +145,15 @@ def render_suggestions(rows, limit=None):
     """The suggestion table as text lines."""
     if not rows:
         return ["no satisfiable plan on these nodes with these options"]
-    header = "%-3s %-3s %-4s %-4s %-5s %-8s %-28s %-12s %-7s %s" % (
-        "TP", "PP", "DCP", "MTP", "cap", "virtual", "patches", "KV tokens", "conc.", "warn")
-    lines = [header, "-" * len(header)]
+    header = "%-3s %-3s %-4s %-4s %-5s %-8s %-12s %-7s %-5s %s" % (
+        "TP", "PP", "DCP", "MTP", "cap", "virtual", "KV tokens", "conc.", "warn", "patches")
+    lines = [header, "-" * (len(header) + 20)]
     for row in rows[:limit] if limit else rows:
-        lines.append("%-3d %-3d %-4d %-4d %-5s %-8s %-28s %-12s %-7s %d" % (
+        lines.append("%-3d %-3d %-4d %-4d %-5s %-8s %-12s %-7s %-5d %s" % (
             row["tensor_parallel_size"], row["pipeline_parallel_size"],
             row["decode_context_parallel_size"], row["num_speculative_tokens"],
             row["max_cudagraph_capture_size"] or "auto", "yes" if row["virtual_heads"] else "no",
-            ",".join(row["patches"]) or "-", _fmt_int(row["kv_tokens"]),
+            _fmt_int(row["kv_tokens"]),
             "-" if row["max_concurrency"] is None else "%.2fx" % row["max_concurrency"],
-            row["warnings"]))
+            row["warnings"], ",".join(row["patches"]) or "-"))
     return lines
