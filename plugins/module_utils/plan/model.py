@@ -10,9 +10,8 @@ and of the vLLM model code that reads them (vLLM 0.33):
 * GQA/MQA: ``num_attention_heads``, ``num_key_value_heads``, ``head_dim``.
 * MLA (DeepSeek V3/V3.2, GLM-5 ``glm_moe_dsa``, Kimi K2): ``kv_lora_rank``,
   ``qk_rope_head_dim``, ``qk_nope_head_dim``, ``v_head_dim``; the DSA indexer
-  ``index_topk``, ``index_head_dim``, ``index_n_heads`` and the index-sharing fields
-  ``indexer_types`` / ``index_topk_pattern`` / ``index_topk_freq`` +
-  ``index_skip_topk_offset``.
+  ``index_topk``, ``index_head_dim``, ``index_n_heads`` and the index-sharing fields vLLM
+  reads, ``index_topk_pattern`` or ``index_topk_freq`` + ``index_skip_topk_offset``.
 * Hybrid sliding-window models: MiMo V2 (``hybrid_layer_pattern`` with 1 = SWA layer,
   ``swa_num_attention_heads``, ``swa_num_key_value_heads``, ``swa_head_dim``,
   ``swa_v_head_dim``, ``sliding_window_size``, ``add_swa_attention_sink_bias``), and
@@ -239,17 +238,12 @@ def _quantization(reader):
 def _indexer_layers(reader, num_layers):
     """Count DSA layers that keep their own indexer cache ("full" indexer layers).
 
-    Same resolution order as transformers' GlmMoeDsaConfig and the sglang/vLLM GLM-5.2
-    code: ``indexer_types``, else ``index_topk_pattern`` (F = full, S = shared), else
-    ``index_topk_freq`` / ``index_skip_topk_offset`` (a layer is shared when
-    ``max(layer - offset + 1, 0) % freq != 0``). Without sharing fields every layer has one.
+    As vLLM 0.33 decides it (model_executor/models/deepseek_v2.py, deepseek_v32 attention):
+    ``index_topk_pattern`` (F = own indexer, S = reuse the previous top-k) when set, else a
+    layer is shared when ``max(layer - index_skip_topk_offset + 1, 0) % index_topk_freq``
+    is non-zero (defaults 1 and 2: every layer has one). ``indexer_types`` (transformers)
+    is not read by vLLM. The MTP layer always has its own indexer (added by the caller).
     """
-    types = reader.get("indexer_types")
-    if types is not None:
-        if not isinstance(types, list) or len(types) != num_layers:
-            raise ModelConfigError(reader.path, "indexer_types",
-                                   "must list one entry per layer (%d)" % num_layers)
-        return sum(1 for t in types if str(t).lower() == "full"), "indexer_types"
     pattern = reader.get("index_topk_pattern")
     if pattern is not None:
         if not isinstance(pattern, str) or len(pattern) != num_layers:
@@ -258,7 +252,7 @@ def _indexer_layers(reader, num_layers):
         return pattern.upper().count("F"), "index_topk_pattern"
     freq = reader.int_or("index_topk_freq", 1, minimum=1)
     if freq <= 1:
-        return num_layers, "every layer (no index sharing fields)"
+        return num_layers, "every layer (index_topk_freq 1)"
     offset = reader.int_or("index_skip_topk_offset", 2, minimum=0)
     full = sum(1 for layer in range(num_layers)
                if max(layer - offset + 1, 0) % freq == 0)

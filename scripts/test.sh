@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every test. Bootstraps .venv/, then runs the unit and integration tests and ansible-lint
+# (production profile). Stops at the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== pytest: unit and integration tests"
+pytest tests
+
+echo "== ansible-lint (production profile)"
+ansible-lint
+
+echo "== all tests passed"
