@@ -12,4 +12,7 @@ pytest tests
 echo "== ansible-lint (production profile)"
 ansible-lint
 
+echo "== molecule scenarios"
+molecule test --all
+
 echo "== all tests passed"
