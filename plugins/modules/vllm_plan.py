@@ -146,6 +146,12 @@ options:
     description: The plan runs with C(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1).
     type: bool
     default: false
+  async_scheduling:
+    description:
+      - vLLM C(--async-scheduling) / C(--no-async-scheduling). Unset means vLLM's default (on,
+        except Model Runner V1 with pipeline parallelism). It bounds how many tokens a
+        sliding-window layer keeps per request (two batches in flight instead of one).
+    type: bool
   suggest:
     description:
       - Also return RV(suggestions), every satisfiable (TP, PP, DCP, MTP tokens, capture cap)
@@ -333,7 +339,7 @@ PLAN_OPTIONS = (
     "max_num_batched_tokens", "max_model_len", "kv_cache_dtype", "kv_cache_memory_bytes",
     "block_size", "virtual_heads", "vllm_patches", "nodes", "gpus_per_node", "vllm_build",
     "enforce_eager", "enable_chunked_prefill", "sequence_parallelism",
-    "allow_long_max_model_len",
+    "allow_long_max_model_len", "async_scheduling",
 )
 
 
@@ -363,6 +369,7 @@ def main():
             enable_chunked_prefill=dict(type="bool", default=True),
             sequence_parallelism=dict(type="bool", default=False),
             allow_long_max_model_len=dict(type="bool", default=False),
+            async_scheduling=dict(type="bool"),
             suggest=dict(type="bool", default=False),
             fail_on_violations=dict(type="bool", default=True),
         ),

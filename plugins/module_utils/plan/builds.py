@@ -37,6 +37,9 @@ versions read these capabilities instead of guessing a version:
     the KV dtypes for which the build has a sparse-MLA (DSA) attention backend on a GB10, or
     ``None`` when unknown. vLLM 0.33 on SM12x only has FLASHINFER_MLA_SPARSE_SM120, which
     needs the packed ``fp8_ds_mla`` layout (``auto``/``fp8``/``fp8_e4m3`` are converted).
+``async_scheduling_default``
+    async scheduling is on unless ``--no-async-scheduling`` (it doubles the in-flight tokens
+    that bound a sliding-window layer's KV per request); Model Runner V1 turns it off with PP.
 ``fp8_moe_block_refine``
     an FP8-block MoE whose per-rank width is not a multiple of 128 gets finer scale blocks
     (vLLM 0.33 ``fused_moe/oracle/fp8.py``) instead of failing at weight creation.
@@ -76,6 +79,7 @@ BUILD_PROFILES = {
         "kv_cache_dtypes": _KV_DTYPES_033,
         "sparse_mla_kv_dtypes": ["auto", "fp8", "fp8_e4m3", "fp8_ds_mla"],
         "fp8_moe_block_refine": True,
+        "async_scheduling_default": True,
     },
     "glm52-b12x-eldritch": {
         "description": (
@@ -97,6 +101,7 @@ BUILD_PROFILES = {
         "kv_cache_dtypes": _KV_DTYPES_2026H1,
         "sparse_mla_kv_dtypes": None,
         "fp8_moe_block_refine": False,
+        "async_scheduling_default": True,
     },
     "mimo-v25-tp3": {
         "description": (
@@ -116,12 +121,13 @@ BUILD_PROFILES = {
         "kv_cache_dtypes": _KV_DTYPES_2026H1,
         "sparse_mla_kv_dtypes": None,
         "fp8_moe_block_refine": False,
+        "async_scheduling_default": True,
     },
 }
 
 _REQUIRED_KEYS = ("model_runner", "draft_inherits_dcp", "pp_with_mtp")
 _BOOL_KEYS = ("draft_inherits_dcp", "pp_with_mtp", "sequence_parallelism",
-              "fp8_moe_block_refine")
+              "fp8_moe_block_refine", "async_scheduling_default")
 _INT_KEYS = ("cudagraph_ceiling", "moe_kernel_alignment")
 
 
@@ -131,7 +137,8 @@ class BuildProfile(object):
     __slots__ = ("name", "description", "vllm_version", "source", "model_runner",
                  "draft_inherits_dcp", "pp_with_mtp", "cudagraph_sizes", "cudagraph_ceiling",
                  "sequence_parallelism", "moe_kernel_alignment", "builtin_patches",
-                 "kv_cache_dtypes", "sparse_mla_kv_dtypes", "fp8_moe_block_refine")
+                 "kv_cache_dtypes", "sparse_mla_kv_dtypes", "fp8_moe_block_refine",
+                 "async_scheduling_default")
 
     def __init__(self, name, data):
         self.name = name

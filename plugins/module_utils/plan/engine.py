@@ -65,13 +65,24 @@ class Context(object):
             tensor_parallel_size=self.tp,
             sequence_parallelism=req.sequence_parallelism,
             enforce_eager=req.enforce_eager)
+        # vllm/config/vllm.py: async scheduling is on by default; Model Runner V1 drops it
+        # with pipeline parallelism.
+        if req.async_scheduling is None:
+            self.async_scheduling = build.async_scheduling_default and not (
+                build.model_runner == "v1" and self.pp > 1)
+        else:
+            self.async_scheduling = req.async_scheduling
+        multi_module_mtp = self.uses_mtp and min(model.mtp_layers, self.n_spec) > 1
         self.kv = kvcache.estimate(
             model, self.dims, tp=self.tp, pp=self.pp, dcp=self.dcp,
             kv_cache_dtype=req.kv_cache_dtype, block_size=self.block_size,
             max_model_len=self.max_model_len,
             max_num_batched_tokens=self.max_num_batched_tokens,
             kv_cache_memory_bytes=req.kv_cache_memory_bytes,
-            mtp_layers=(model.mtp_layers if self.uses_mtp else 0))
+            mtp_layers=(model.mtp_layers if self.uses_mtp else 0),
+            in_flight=kvcache.in_flight_tokens(self.max_num_batched_tokens, self.pp,
+                                               self.async_scheduling, build.model_runner),
+            extra_tokens=(self.n_spec - 1) if multi_module_mtp else 0)
 
 
 def _per_rank(ctx):
@@ -168,6 +179,7 @@ def evaluate_request(req, model, build):
         "max_num_batched_tokens": ctx.max_num_batched_tokens,
         "block_size": ctx.block_size,
         "num_speculative_tokens": ctx.n_spec,
+        "async_scheduling": ctx.async_scheduling,
         "vllm_build": build.name,
     })
     return {

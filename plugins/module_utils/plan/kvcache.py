@@ -14,15 +14,18 @@ Per layer and token (vllm/v1/kv_cache_interface.py, mla_attention.py):
   cache as ``fp8_ds_mla`` for ``auto``/``fp8``/``fp8_e4m3`` (the GB10 sparse backend
   canonicalises them). DSA indexer caches add ``index_head_dim + index_head_dim // 128 * 4``
   bytes (132) on each layer that runs its own indexer and on the MTP layer.
-* Sliding-window layers hold at most ``cdiv(min(window - 1 + max_num_batched_tokens,
-  max_model_len), block) + 1`` blocks per request.
+* Sliding-window layers hold at most ``cdiv(min(window - 1 + extra + in_flight,
+  max_model_len), block) + 1`` blocks per request, where ``in_flight`` is
+  ``max_num_batched_tokens`` times the batches in flight (2 with async scheduling at PP 1,
+  PP + 1 on Model Runner V2 with PP, else PP) and ``extra`` is ``N - 1`` for multi-module MTP.
 
 Capacity (vllm/v1/core/kv_cache_planning.py, kv_cache_utils.py): layers are put in KV-cache
 groups (one group when every layer is full attention; for hybrid models pages are unified
 by scaling block sizes and layers are split into groups of ``min layers per type``);
 ``num_blocks = memory // bytes_per_block`` with bytes_per_block the largest group's
 pages; a request at ``max_model_len`` needs ``cdiv(max_memory_usage, page)`` blocks per
-group (full attention over ``block_size * dcp`` tokens per block);
+group (full attention over ``block_size * dcp`` tokens per block), and it fits when the
+memory holds those blocks plus the null block;
 ``max_concurrency = num_blocks / blocks_per_request`` and the logged token count is
 ``int(max_concurrency * max_model_len)``.
 """
@@ -127,9 +130,26 @@ def _stage_layers(model, pp, mtp_layers):
     return stages
 
 
+def in_flight_tokens(max_num_batched_tokens, pp, async_scheduling, model_runner):
+    """vllm/config/vllm.py max_in_flight_tokens: batches in flight x batched tokens."""
+    if pp == 1:
+        batches = 2 if async_scheduling else 1
+    else:
+        batches = pp + 1 if model_runner == "v2" else pp
+    return batches * max_num_batched_tokens
+
+
 def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len,
-             max_num_batched_tokens, kv_cache_memory_bytes, mtp_layers):
-    """KV-cache figures for one GPU (the most loaded pipeline stage)."""
+             max_num_batched_tokens, kv_cache_memory_bytes, mtp_layers, in_flight=None,
+             extra_tokens=0):
+    """KV-cache figures for one GPU (the most loaded pipeline stage).
+
+    ``in_flight`` is the scheduler's in-flight token bound (``in_flight_tokens``); it bounds
+    the sliding-window layers' blocks per request (default: ``max_num_batched_tokens``).
+    """
+    if in_flight is None:
+        in_flight = max_num_batched_tokens
+    window_extra = in_flight + extra_tokens
     dtype = cache_dtype(model, kv_cache_dtype)
     out = {"cache_dtype": dtype, "block_size": block_size, "dcp": dcp,
            "memory_bytes": kv_cache_memory_bytes, "bytes_per_token": None, "tokens": None,
@@ -189,18 +209,17 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
     swa_per_request = 0
     for kind, count, per, window in specs:
         if window:
-            tokens = min(window - 1 + max_num_batched_tokens, max_model_len)
+            tokens = min(window - 1 + window_extra, max_model_len)
             swa_per_request += count * (cdiv(tokens, block_size) + 1) * block_size * per
     out["sliding_window_bytes_per_request"] = swa_per_request
 
-    groups = _groups(specs, block_size, dcp, max_model_len, max_num_batched_tokens)
+    groups = _groups(specs, block_size, dcp, max_model_len, window_extra)
     out["groups"] = [dict(g) for g in groups]
     bytes_per_block = max(g["bytes_per_block"] for g in groups)
     blocks_per_request = sum(g["blocks_per_request"] for g in groups)
-    needed = sum(g["bytes_one_request"] for g in groups)
     out["bytes_per_block"] = bytes_per_block
     out["blocks_per_request"] = blocks_per_request
-    out["bytes_one_request"] = needed
+    out["bytes_one_request"] = bytes_per_block * (blocks_per_request + 1)
     if kv_cache_memory_bytes is None:
         return out
     num_blocks = kv_cache_memory_bytes // bytes_per_block
@@ -208,7 +227,10 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
     out["num_blocks"] = num_blocks
     out["max_concurrency"] = round(concurrency, 4)
     out["tokens"] = int(concurrency * max_model_len)
-    out["fits_one_request"] = needed <= kv_cache_memory_bytes
+    # kv_cache_planning._check_enough_kv_cache_memory: the null block is not usable
+    out["fits_one_request"] = kv_cache_memory_bytes - bytes_per_block >= \
+        bytes_per_block * blocks_per_request
+    out["bytes_one_request"] = bytes_per_block * (blocks_per_request + 1)
     # Longest context one request could have with this memory (for the fix hint).
     per_token_full = sum(g["bytes_per_token"] for g in groups if not g["window"])
     fixed = sum(g["bytes_one_request"] for g in groups if g["window"])
@@ -220,7 +242,7 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
     return out
 
 
-def _groups(specs, block_size, dcp, max_model_len, max_num_batched_tokens):
+def _groups(specs, block_size, dcp, max_model_len, window_extra):
     """vLLM's KV-cache groups for the layer specs of one rank."""
     windows = set(w for _, _, _, w in specs)
     if len(windows) == 1:
@@ -228,8 +250,7 @@ def _groups(specs, block_size, dcp, max_model_len, max_num_batched_tokens):
         window = specs[0][3]
         per_token = sum(c * b for _, c, b, _ in specs)
         page = block_size * per_token
-        blocks = _blocks_per_request(window, block_size, dcp, max_model_len,
-                                     max_num_batched_tokens)
+        blocks = _blocks_per_request(window, block_size, dcp, max_model_len, window_extra)
         return [{"kinds": [s[0] for s in specs], "layers": sum(s[1] for s in specs),
                  "window": window, "block_size": block_size, "bytes_per_token": per_token,
                  "bytes_per_block": page, "blocks_per_request": blocks,
@@ -245,8 +266,7 @@ def _groups(specs, block_size, dcp, max_model_len, max_num_batched_tokens):
     for kind, count, per, window in specs:
         ratio = top // pages[kind] if top % pages[kind] == 0 else 1
         kind_block = block_size * ratio
-        blocks = _blocks_per_request(window, kind_block, dcp, max_model_len,
-                                     max_num_batched_tokens)
+        blocks = _blocks_per_request(window, kind_block, dcp, max_model_len, window_extra)
         n_groups = cdiv(count, group_size)
         page = per * kind_block if top % pages[kind] == 0 else top
         groups.append({"kinds": [kind], "layers": count, "groups": n_groups,
@@ -258,8 +278,8 @@ def _groups(specs, block_size, dcp, max_model_len, max_num_batched_tokens):
     return groups
 
 
-def _blocks_per_request(window, block, dcp, max_model_len, max_num_batched_tokens):
+def _blocks_per_request(window, block, dcp, max_model_len, window_extra):
     if window:
-        tokens = min(window - 1 + max_num_batched_tokens, max_model_len)
+        tokens = min(window - 1 + window_extra, max_model_len)
         return cdiv(tokens, block) + 1
     return cdiv(max_model_len, block * dcp)

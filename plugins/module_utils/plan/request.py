@@ -52,6 +52,7 @@ OPTIONS = {
     "enable_chunked_prefill": ("bool", True),
     "sequence_parallelism": ("bool", False),
     "allow_long_max_model_len": ("bool", False),
+    "async_scheduling": ("bool?", None),
 }
 
 _FIX = {
@@ -116,6 +117,8 @@ class PlanRequest(object):
                 value = _coerce_int(name, value, True)
             elif kind == "bool":
                 value = _coerce_bool(name, default if value is None else value)
+            elif kind == "bool?":
+                value = None if value is None else _coerce_bool(name, value)
             elif kind == "str":
                 if value is None:
                     value = default

@@ -427,6 +427,17 @@ def _pp_mtp(ctx):
             "compare acceptance with a pipeline_parallel_size: 1 plan")
 
 
+@rule("async_scheduling_pp", "Async scheduling is possible with the runner and PP",
+      "vllm/config/vllm.py (Async scheduling is not supported by the V1 model runner with "
+      "pipeline parallelism.)")
+def _async_pp(ctx):
+    if ctx.req.async_scheduling and ctx.pp > 1 and ctx.build.model_runner == "v1":
+        yield _error(
+            "Async scheduling is not supported by the V1 model runner with pipeline "
+            "parallelism (pipeline_parallel_size %d, build %s)." % (ctx.pp, ctx.build.name),
+            "drop async_scheduling (vLLM turns it off by itself) or use pipeline_parallel_size 1")
+
+
 @rule("pp_layers", "Pipeline stages have layers",
       "vllm/distributed/utils.py get_pp_indices")
 def _pp_layers(ctx):

@@ -163,6 +163,22 @@ def test_mimo_published_pool_is_reproduced():
     assert [g["block_size"] for g in groups] == [64, 32]     # full pages unified to SWA pages
 
 
+@pytest.mark.parametrize("async_scheduling,tokens,blocks", [
+    # vLLM 0.33's own planning functions on MiMo-shaped layer specs (TP4, bf16, block 16,
+    # 10 GiB, 131,072 tokens, 8,192 batched tokens): 824,475 tokens (6.29x) with async
+    # scheduling, 1,139,452 (8.69x) without.
+    (True, 824475, 9261), (False, 1139452, 6701),
+])
+def test_hybrid_capacity_with_and_without_async(async_scheduling, tokens, blocks):
+    model = parse_model(MIMO)
+    dims = plan_dims(model, V033, 4, False)
+    kv = _kv(model, dims, tp=4, block_size=16, max_model_len=131072,
+             max_num_batched_tokens=8192, kv_cache_memory_bytes=10 * 2 ** 30, mtp_layers=1,
+             in_flight=kvcache.in_flight_tokens(8192, 1, async_scheduling, "v2"))
+    assert kv["num_blocks"] == 58254 and kv["bytes_per_block"] == 184320
+    assert kv["blocks_per_request"] == blocks and kv["tokens"] == tokens
+
+
 def test_gqa_bytes_per_token_by_dtype(write_config):
     model = parse_model(write_config("gqa"))
     dims = plan_dims(model, V033, 4, False)

@@ -12,7 +12,8 @@ from conftest import GLM, MIMO
 MIMO_PLAN = {"model_config": MIMO, "tensor_parallel_size": 3, "nodes": 3,
              "speculative_config": {"method": "mtp", "num_speculative_tokens": 2},
              "kv_cache_dtype": "fp8_e4m3", "max_model_len": 1000000, "max_num_seqs": 6,
-             "max_num_batched_tokens": 8192, "block_size": 32, "vllm_build": "mimo-v25-tp3"}
+             "max_num_batched_tokens": 8192, "block_size": 32, "async_scheduling": False,
+             "vllm_build": "mimo-v25-tp3"}
 GLM_PLAN = {"model_config": GLM, "nodes": 4, "tensor_parallel_size": 4,
             "decode_context_parallel_size": 4,
             "speculative_config": {"method": "mtp", "num_speculative_tokens": 1},

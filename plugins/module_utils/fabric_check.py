@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""Judge the fabric link by link from the nodes' probes (plain Python).
+
+Each node probes every planned link of its own: a don't-fragment ping at 1472 bytes (fits a
+1500 MTU) and one at MTU - 28 (a full jumbo frame) from the link's own interface, then reads
+the neighbour entry of the peer address (the MAC that answered ARP). With every node's
+interface MACs this tells apart:
+
+* ``swapped``: the peer address was answered by a MAC that belongs to another port than the
+  planned one (a P0-to-P0 cable answers from the peer's P0);
+* ``link_down``: the interface has no carrier;
+* ``mtu``: small frames pass and jumbo frames do not (an interface or a switch port/hop at
+  1500), with the interface MTUs on both ends to say where;
+* ``address``: the planned address is not on the interface;
+* ``unreachable``: nothing answers at all.
+"""
+from __future__ import annotations
+
+FIXES = {
+    "swapped": "re-cable so that P0 of each node meets P1 of the next (NCCL pairs HCAs by "
+               "device index; a P0-to-P0 cable hangs ncclCommInitRank)",
+    "link_down": "check the cable and its seating; on a switch, enable the port (and on a "
+                 "CRS812 all lanes of the breakout)",
+    "mtu": "set MTU 9000 on both interfaces and l2mtu 9216 on every switch port in the path",
+    "address": "re-run the fabric role; if it persists another netplan file or NetworkManager "
+               "owns the interface",
+    "unreachable": "check the cabling against the plan (cables table in the README) and the "
+                   "peer's interface",
+    "missing": "the node lacks this ConnectX-7 interface name: check the inventory order and "
+               "the NIC (ibdev2netdev)",
+}
+
+
+def _label(node, netdev, port=None):
+    return "%s/%s%s" % (node, netdev, " (%s)" % port if port else "")
+
+
+def analyse(plan, probes):
+    """Return ``{"ok": bool, "links": [...], "problems": [...]}``.
+
+    ``plan`` is ``topology.plan()``; ``probes`` maps node -> the fabric_probe result
+    (``interfaces``: netdev -> {mac, mtu, carrier, addresses}; ``links``: list of
+    {netdev, peer_ip, small_ok, jumbo_ok, neigh_mac}).
+    """
+    macs = {}
+    ports = {}
+    for node, data in plan["nodes"].items():
+        for iface in data["interfaces"]:
+            ports[(node, iface["netdev"])] = iface["port"]
+    for node, probe in probes.items():
+        for netdev, info in (probe.get("interfaces") or {}).items():
+            if info.get("mac"):
+                macs[info["mac"].lower()] = (node, netdev)
+    mtu = plan["mtu"]
+    rows, problems = [], []
+    for link in plan["links"]:
+        node, netdev, peer, peer_netdev = (link["node"], link["netdev"], link["peer_node"],
+                                           link["peer_netdev"])
+        probe = probes.get(node) or {}
+        info = (probe.get("interfaces") or {}).get(netdev)
+        peer_info = ((probes.get(peer) or {}).get("interfaces") or {}).get(peer_netdev) or {}
+        result = next((r for r in probe.get("links", []) if r["netdev"] == netdev and
+                       r["peer_ip"] == link["peer_ip"]), None)
+        here = _label(node, netdev, link["port"])
+        there = _label(peer, peer_netdev, link["peer_port"])
+        kind, message = None, None
+        if info is None:
+            kind, message = "missing", "%s does not exist" % here
+        elif not info.get("carrier"):
+            kind, message = "link_down", "%s has no carrier (cable %s to %s)" % (
+                here, link["cable"], there)
+        elif link["ip"] not in [a.split("/")[0] for a in info.get("addresses", [])]:
+            kind, message = "address", "%s lacks its planned address %s" % (here, link["ip"])
+        elif result is None:
+            kind, message = "unreachable", "%s was not probed" % here
+        else:
+            answered = (result.get("neigh_mac") or "").lower()
+            expected = (peer_info.get("mac") or "").lower()
+            if answered and expected and answered != expected:
+                actual = macs.get(answered)
+                if actual:
+                    where = _label(actual[0], actual[1], ports.get(actual))
+                    kind = "swapped"
+                    message = ("swapped cable: %s is cabled to %s, the plan wants %s (%s on "
+                               "%s must meet %s)" % (here, where, there, link["port"], node,
+                                                     link["peer_port"]))
+                else:
+                    kind = "swapped"
+                    message = ("%s reaches an unknown port (MAC %s) instead of %s"
+                               % (here, answered, there))
+            elif not result.get("small_ok"):
+                kind, message = "unreachable", "%s cannot reach %s at %s" % (
+                    here, there, link["peer_ip"])
+            elif not result.get("jumbo_ok"):
+                kind = "mtu"
+                local_mtu, peer_mtu = info.get("mtu"), peer_info.get("mtu")
+                if local_mtu != mtu or peer_mtu != mtu:
+                    where = "interface MTU %s on %s, %s on %s" % (local_mtu, here, peer_mtu,
+                                                                  there)
+                else:
+                    where = ("both interfaces are at %d, so a hop between them (switch port "
+                             "or cable) drops frames above 1500 bytes" % mtu)
+                message = ("MTU mismatch: %s reaches %s with 1500-byte frames but not with "
+                           "%d-byte frames (%s)" % (here, there, mtu, where))
+        rows.append({"node": node, "netdev": netdev, "peer": there, "peer_ip": link["peer_ip"],
+                     "cable": link["cable"], "ok": kind is None, "problem": kind})
+        if kind:
+            problems.append({"kind": kind, "node": node, "netdev": netdev, "peer": there,
+                             "cable": link["cable"], "message": message, "fix": FIXES[kind]})
+    return {"ok": not problems, "links": rows, "problems": problems}
+
+
+def summary(result):
+    lines = []
+    good = sum(1 for r in result["links"] if r["ok"])
+    lines.append("fabric: %d of %d link directions pass (both twins, both directions, "
+                 "don't-fragment pings at full MTU)" % (good, len(result["links"])))
+    for problem in result["problems"]:
+        lines.append("%s: %s -- fix: %s" % (problem["kind"].upper(), problem["message"],
+                                            problem["fix"]))
+    return lines

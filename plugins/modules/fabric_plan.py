@@ -1,0 +1,129 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: fabric_plan
+short_description: Plan the RoCE fabric of a Spark cluster from its node list and topology
+version_added: "0.1.0"
+description:
+  - Derives, from the ordered node list, the topology and a subnet pool (or explicit subnets),
+    every node's fabric interfaces with address, peer and MTU (one subnet per twin per cable),
+    the control-plane identity address and its routes, and the per-node NCCL / Gloo / vLLM
+    environment (C(NCCL_IB_HCA), C(NCCL_SOCKET_IFNAME), C(GLOO_SOCKET_IFNAME), C(VLLM_HOST_IP),
+    C(NCCL_IB_DISABLE), ring and switch settings, C(NCCL_IB_GID_INDEX) where known).
+  - Refuses wrong inventories before any host is touched (duplicate nodes, a topology the node
+    count cannot have, a 4-node full mesh, overlapping or too small subnets, a management
+    address inside the fabric), with a message that names the variable and the fix.
+  - Runs on the controller; changes nothing.
+author:
+  - dgxspark.cluster contributors
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  nodes:
+    description: Node names (inventory hostnames) in cabling order.
+    type: list
+    elements: str
+    required: true
+  topology:
+    description: C(ring3), C(ring4) or C(switch).
+    type: str
+    required: true
+  subnet_pool:
+    description: Pool the per-twin subnets are taken from, in cable order.
+    type: str
+    default: 10.20.0.0/16
+  prefixlen:
+    description: Prefix length of each per-twin subnet.
+    type: int
+    default: 24
+  subnets:
+    description: Explicit subnets instead of the pool, two per cable (twin 0, twin 1) in cable order.
+    type: list
+    elements: str
+  mtu:
+    description: MTU of every fabric interface.
+    type: int
+    default: 9000
+  switch_port:
+    description: Port of each node cabled to the switch.
+    type: str
+    default: P1
+  host_base:
+    description: Host number of the first node in every subnet (the others follow).
+    type: int
+    default: 11
+  management:
+    description: Node to management address (C(ansible_host)); none may lie in a fabric subnet.
+    type: dict
+    default: {}
+  gid_index:
+    description: Node to RoCE GID index found by RDMA discovery (sets C(NCCL_IB_GID_INDEX)).
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Plan a 3-node ring
+  dgxspark.cluster.fabric_plan:
+    nodes: [spark1, spark2, spark3]
+    topology: ring3
+  delegate_to: localhost
+  run_once: true
+  register: fabric
+"""
+
+RETURN = r"""
+plan:
+  description:
+    - C(nodes) (per node C(interfaces), C(identity), C(routes), C(forwarding), C(env)),
+      C(cables), C(links) (every directed link), C(subnets) and C(notes) (the documented
+      NCCL choices).
+  returned: success
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils.topology import (
+    TopologyError, plan)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            nodes=dict(type="list", elements="str", required=True),
+            topology=dict(type="str", required=True),
+            subnet_pool=dict(type="str", default="10.20.0.0/16"),
+            prefixlen=dict(type="int", default=24),
+            subnets=dict(type="list", elements="str"),
+            mtu=dict(type="int", default=9000),
+            switch_port=dict(type="str", default="P1"),
+            host_base=dict(type="int", default=11),
+            management=dict(type="dict", default={}),
+            gid_index=dict(type="dict", default={}),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        result = plan(p["nodes"], p["topology"], subnet_pool=p["subnet_pool"],
+                      prefixlen=p["prefixlen"], subnets=p["subnets"], mtu=p["mtu"],
+                      switch_port=p["switch_port"], host_base=p["host_base"],
+                      management=p["management"], gid_index=p["gid_index"])
+    except TopologyError as exc:
+        module.fail_json(msg=str(exc), variable=exc.variable, fix=exc.fix)
+    module.exit_json(changed=False, plan=result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: fabric_probe
+short_description: Probe a node's fabric links with don't-fragment pings
+version_added: "0.1.0"
+description:
+  - Reports the node's fabric interfaces (MAC, MTU, carrier, addresses) and, for every link
+    given, pings the peer from the link's own interface with the don't-fragment bit at 1472
+    bytes and at O(mtu) - 28 bytes, then reads the peer's neighbour entry (the MAC that
+    answered ARP).
+  - The controller judges the results of all nodes together (M(dgxspark.cluster.fabric_check)):
+    a swapped cable, an MTU mismatch and a link without carrier each show differently.
+  - Changes nothing but the kernel's neighbour cache entry of each peer, which it flushes first so
+    the MAC it reads comes from a fresh ARP answer; runs the same in check mode.
+author:
+  - dgxspark.cluster contributors
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+options:
+  interfaces:
+    description: Fabric netdevs to report.
+    type: list
+    elements: str
+    required: true
+  links:
+    description: Links to ping, each a dict with C(netdev) and C(peer_ip).
+    type: list
+    elements: dict
+    default: []
+  mtu:
+    description: The fabric MTU; the jumbo ping carries O(mtu) - 28 bytes of payload.
+    type: int
+    default: 9000
+  count:
+    description: Pings per size and link.
+    type: int
+    default: 2
+  timeout:
+    description: Seconds to wait for each reply.
+    type: int
+    default: 1
+"""
+
+EXAMPLES = r"""
+- name: Probe the ring links of this node
+  dgxspark.cluster.fabric_probe:
+    interfaces: [enp1s0f0np0, enP2p1s0f0np0]
+    links:
+      - {netdev: enp1s0f0np0, peer_ip: 10.20.0.12}
+    mtu: 9000
+"""
+
+RETURN = r"""
+interfaces:
+  description: Per netdev, C(mac), C(mtu), C(carrier), C(operstate) and C(addresses) (CIDR).
+  returned: always
+  type: dict
+links:
+  description: Per link, C(small_ok), C(jumbo_ok), C(neigh_mac) and C(neigh_state).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def read_interfaces(module, names):
+    rc, out, err = module.run_command(["ip", "-j", "addr", "show"])
+    if rc:
+        module.fail_json(msg="ip addr failed: %s" % err)
+    found = {}
+    for link in json.loads(out or "[]"):
+        if link["ifname"] not in names:
+            continue
+        flags = link.get("flags", [])
+        found[link["ifname"]] = {
+            "mac": link.get("address"), "mtu": link.get("mtu"),
+            "operstate": link.get("operstate"),
+            "carrier": "LOWER_UP" in flags and "NO-CARRIER" not in flags,
+            "addresses": ["%s/%s" % (a["local"], a["prefixlen"])
+                          for a in link.get("addr_info", []) if a.get("family") == "inet"],
+        }
+    return found
+
+
+def ping(module, netdev, peer, size, count, timeout):
+    rc, _, _ = module.run_command(["ping", "-n", "-q", "-M", "do", "-s", str(size), "-c",
+                                   str(count), "-i", "0.2", "-W", str(timeout), "-I", netdev,
+                                   peer])
+    return rc == 0
+
+
+def probe(module, link):
+    params = module.params
+    netdev, peer = link["netdev"], link["peer_ip"]
+    module.run_command(["ip", "neigh", "flush", "to", peer, "dev", netdev])
+    small = ping(module, netdev, peer, 1472, params["count"], params["timeout"])
+    jumbo = ping(module, netdev, peer, params["mtu"] - 28, params["count"], params["timeout"])
+    rc, out, _ = module.run_command(["ip", "-j", "neigh", "show", "to", peer, "dev", netdev])
+    neigh = json.loads(out or "[]") if rc == 0 else []
+    entry = neigh[0] if neigh else {}
+    return {"netdev": netdev, "peer_ip": peer, "small_ok": small, "jumbo_ok": jumbo,
+            "neigh_mac": entry.get("lladdr"), "neigh_state": entry.get("state")}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            interfaces=dict(type="list", elements="str", required=True),
+            links=dict(type="list", elements="dict", default=[]),
+            mtu=dict(type="int", default=9000),
+            count=dict(type="int", default=2),
+            timeout=dict(type="int", default=1),
+        ),
+        supports_check_mode=True,
+    )
+    interfaces = read_interfaces(module, set(module.params["interfaces"]))
+    links = [l for l in module.params["links"] if l.get("netdev") in interfaces]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda l: probe(module, l), links))
+    missing = [l for l in module.params["links"] if l.get("netdev") not in interfaces]
+    for link in missing:
+        results.append({"netdev": link.get("netdev"), "peer_ip": link.get("peer_ip"),
+                        "small_ok": False, "jumbo_ok": False, "neigh_mac": None,
+                        "neigh_state": "NO_INTERFACE"})
+    module.exit_json(changed=False, interfaces=interfaces, links=results)
+
+
+if __name__ == "__main__":
+    main()

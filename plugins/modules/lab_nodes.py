@@ -1,0 +1,309 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lab_nodes
+short_description: Boot, reboot or remove the simulated Spark nodes (systemd-nspawn)
+version_added: "0.1.0"
+description:
+  - Each node is a systemd-nspawn container with systemd as PID 1, booted in the node's network
+    namespace (made by M(dgxspark.cluster.lab_network)) on an overlay of a cached Debian root
+    file system, so nodes start in seconds and share the read-only base.
+  - Writes each node's identity into its overlay (hostname, machine id, root's authorized key,
+    the management address of C(enP7s7)), starts the nodes that are not running, and waits until
+    systemd inside reports C(running) or C(degraded) and sshd is active.
+  - O(state=restarted) reboots nodes (their cables and namespaces stay, like a real reboot);
+    O(state=stopped) powers them off and unmounts their overlays; O(state=absent) also deletes
+    their overlay directories.
+author:
+  - dgxspark.cluster contributors
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+options:
+  nodes:
+    description:
+      - Nodes as dicts with C(name) (or C(node)), and to boot them C(netns) and C(address)
+        (the management address in CIDR form), as M(dgxspark.cluster.lab_network) returns them
+        in RV(dgxspark.cluster.lab_network#module:wiring.mgmt).
+    type: list
+    elements: dict
+    required: true
+  rootfs:
+    description: The cached base root file system (read-only lower layer of every node).
+    type: path
+    required: true
+  lab_dir:
+    description: Directory that holds the nodes' overlays, pid files and console logs.
+    type: path
+    required: true
+  authorized_key:
+    description: Public key put in root's C(authorized_keys) on every node.
+    type: str
+    default: ""
+  hosts_entries:
+    description: Extra C(/etc/hosts) lines (the other nodes' management names).
+    type: list
+    elements: str
+    default: []
+  state:
+    description: What the nodes should be.
+    type: str
+    choices: [started, restarted, stopped, absent]
+    default: started
+  timeout:
+    description: Seconds to wait for a node to boot or power off.
+    type: int
+    default: 120
+"""
+
+EXAMPLES = r"""
+- name: Boot the lab's nodes
+  dgxspark.cluster.lab_nodes:
+    nodes:
+      - {name: spark1, netns: dgx-spark1, address: 10.99.0.11/24, ip: 10.99.0.11}
+    rootfs: .cache/lab/rootfs-bookworm-0123abcd
+    lab_dir: .lab
+    authorized_key: "{{ lookup('ansible.builtin.file', '.lab/ssh/id_ed25519.pub') }}"
+"""
+
+RETURN = r"""
+nodes:
+  description: Per node, its nspawn PID, init PID and systemd state after the run.
+  returned: always
+  type: dict
+actions:
+  description: What was done (empty when nothing changed).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def node_paths(lab_dir, name):
+    base = os.path.join(lab_dir, "nodes", name)
+    return {"base": base, "upper": os.path.join(base, "upper"),
+            "work": os.path.join(base, "work"), "merged": os.path.join(base, "merged"),
+            "pid": os.path.join(base, "nspawn.pid"), "log": os.path.join(base, "console.log")}
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as handle:
+        return any(line.split()[4] == path for line in handle)
+
+
+def nspawn_pid(paths):
+    try:
+        with open(paths["pid"]) as handle:
+            pid = int(handle.read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            cmdline = handle.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if os.path.realpath(paths["merged"]).encode() in cmdline:
+        return pid
+    return None
+
+
+def init_pid(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return int(out.split()[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def in_node(init, args):
+    return subprocess.run(["nsenter", "-t", str(init), "-a"] + args, capture_output=True,
+                          text=True)
+
+
+def write_if_changed(path, content, mode=0o644):
+    old = None
+    if os.path.exists(path):
+        with open(path) as handle:
+            old = handle.read()
+    if old == content:
+        return False
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(content)
+    os.chmod(path, mode)
+    return True
+
+
+def identity_files(node, params):
+    name = node["name"]
+    hosts = ["127.0.0.1 localhost", "127.0.1.1 %s" % name] + list(params["hosts_entries"])
+    network = ("[Match]\nName=enP7s7\n\n[Network]\nAddress=%s\nLinkLocalAddressing=no\n"
+               "IPv6AcceptRA=no\n" % node["address"])
+    files = {
+        "/etc/hostname": (name + "\n", 0o644),
+        "/etc/hosts": ("\n".join(hosts) + "\n", 0o644),
+        "/etc/systemd/network/10-lab-mgmt.network": (network, 0o644),
+    }
+    if params["authorized_key"]:
+        files["/root/.ssh/authorized_keys"] = (params["authorized_key"].strip() + "\n", 0o600)
+    return files
+
+
+def prepare(module, node, paths, actions):
+    for key in ("upper", "work", "merged"):
+        if not os.path.isdir(paths[key]):
+            actions.append("mkdir %s" % paths[key])
+            if not module.check_mode:
+                os.makedirs(paths[key])
+    if not is_mounted(paths["merged"]):
+        actions.append("mount overlay %s" % paths["merged"])
+        if module.check_mode:
+            return
+        rc, _, err = module.run_command([
+            "mount", "-t", "overlay", "overlay", "-o",
+            "lowerdir=%s,upperdir=%s,workdir=%s" % (module.params["rootfs"], paths["upper"],
+                                                    paths["work"]), paths["merged"]])
+        if rc:
+            module.fail_json(msg="cannot mount the overlay of %s: %s" % (node["name"], err))
+    machine_id = os.path.join(paths["upper"], "etc", "machine-id")
+    if not os.path.exists(machine_id) or not open(machine_id).read().strip():
+        actions.append("machine-id for %s" % node["name"])
+        if not module.check_mode:
+            write_if_changed(machine_id, uuid.uuid4().hex + "\n", 0o444)
+    for path, (content, mode) in identity_files(node, module.params).items():
+        target = paths["merged"] + path
+        if module.check_mode:
+            continue
+        if path.startswith("/root/.ssh"):
+            os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
+        if write_if_changed(target, content, mode):
+            actions.append("wrote %s on %s" % (path, node["name"]))
+
+
+def start(module, node, paths, actions):
+    actions.append("boot %s" % node["name"])
+    if module.check_mode:
+        return
+    env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE="network")
+    args = ["systemd-nspawn", "-D", os.path.realpath(paths["merged"]), "--boot",
+            "--network-namespace-path=/run/netns/%s" % node["netns"], "--register=no",
+            "--keep-unit", "-M", node["name"], "--console=passive", "--capability=all",
+            "--system-call-filter=@keyring @mount @system-service", "--bind=/sys/fs/cgroup"]
+    with open(paths["log"], "ab") as log, open(os.devnull) as devnull:
+        proc = subprocess.Popen(args, stdin=devnull, stdout=log, stderr=log, env=env,
+                                start_new_session=True)
+    with open(paths["pid"], "w") as handle:
+        handle.write("%d\n" % proc.pid)
+
+
+def wait_booted(module, node, paths, deadline):
+    state = "unknown"
+    while time.time() < deadline:
+        pid = nspawn_pid(paths)
+        if pid is None:
+            module.fail_json(msg="node %s exited while booting; see %s" % (node["name"],
+                                                                         paths["log"]))
+        init = init_pid(pid)
+        if init:
+            state = in_node(init, ["systemctl", "is-system-running"]).stdout.strip()
+            ssh = in_node(init, ["systemctl", "is-active", "ssh"]).stdout.strip()
+            if state in ("running", "degraded") and ssh == "active":
+                return {"nspawn_pid": pid, "init_pid": init, "state": state}
+        time.sleep(0.5)
+    module.fail_json(msg="node %s did not finish booting in %ds (systemd: %s); see %s" % (
+        node["name"], module.params["timeout"], state, paths["log"]))
+
+
+def stop(module, node, paths, actions):
+    pid = nspawn_pid(paths)
+    if pid is not None:
+        actions.append("power off %s" % node["name"])
+        if not module.check_mode:
+            os.kill(pid, signal.SIGTERM)  # nspawn asks the node's systemd to power off
+            deadline = time.time() + module.params["timeout"]
+            while time.time() < deadline and nspawn_pid(paths) == pid:
+                time.sleep(0.3)
+            if nspawn_pid(paths) == pid:
+                os.kill(pid, signal.SIGKILL)
+                time.sleep(1)
+    if os.path.isdir(paths["merged"]) and is_mounted(paths["merged"]):
+        actions.append("umount %s" % paths["merged"])
+        if not module.check_mode:
+            rc, _, err = module.run_command(["umount", paths["merged"]])
+            if rc:
+                module.fail_json(msg="cannot unmount %s: %s" % (paths["merged"], err))
+    if os.path.exists(paths["pid"]) and not module.check_mode:
+        os.remove(paths["pid"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            nodes=dict(type="list", elements="dict", required=True),
+            rootfs=dict(type="path", required=True),
+            lab_dir=dict(type="path", required=True),
+            authorized_key=dict(type="str", default="", no_log=False),
+            hosts_entries=dict(type="list", elements="str", default=[]),
+            state=dict(type="str", choices=["started", "restarted", "stopped", "absent"],
+                       default="started"),
+            timeout=dict(type="int", default=120),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    state = params["state"]
+    needed = ("name", "netns", "address") if state in ("started", "restarted") else ("name",)
+    for node in params["nodes"]:
+        node.setdefault("name", node.get("node"))
+        missing = [key for key in needed if not node.get(key)]
+        if missing:
+            module.fail_json(msg="lab_nodes: node %r lacks %s" % (node, ", ".join(missing)))
+    if state in ("started", "restarted") and not os.path.isdir(os.path.join(params["rootfs"],
+                                                                           "etc")):
+        module.fail_json(msg="rootfs %s is not a root file system; build it first (lab role)"
+                         % params["rootfs"])
+    actions = []
+    result = {}
+    paths = dict((n["name"], node_paths(params["lab_dir"], n["name"])) for n in params["nodes"])
+    if state in ("restarted", "stopped", "absent"):
+        for node in params["nodes"]:
+            stop(module, node, paths[node["name"]], actions)
+    if state == "absent":
+        for node in params["nodes"]:
+            if os.path.isdir(paths[node["name"]]["base"]):
+                actions.append("remove %s" % paths[node["name"]]["base"])
+                if not module.check_mode:
+                    shutil.rmtree(paths[node["name"]]["base"])
+    if state in ("started", "restarted"):
+        booting = []
+        for node in params["nodes"]:
+            prepare(module, node, paths[node["name"]], actions)
+            if nspawn_pid(paths[node["name"]]) is None:
+                start(module, node, paths[node["name"]], actions)
+                booting.append(node["name"])
+        if not module.check_mode:
+            deadline = time.time() + params["timeout"]
+            for node in params["nodes"]:
+                result[node["name"]] = wait_booted(module, node, paths[node["name"]], deadline)
+                result[node["name"]]["booted_now"] = node["name"] in booting
+    module.exit_json(changed=bool(actions), actions=actions, nodes=result)
+
+
+if __name__ == "__main__":
+    main()
