@@ -8,8 +8,9 @@ Each node probes every planned link of its own: a don't-fragment ping at 1472 by
 the neighbour entry of the peer address (the MAC that answered ARP). With every node's
 interface MACs this tells apart:
 
-* ``swapped``: the peer address was answered by a MAC that belongs to another port than the
-  planned one (a P0-to-P0 cable answers from the peer's P0);
+* ``swapped``: the ports that answer ARP on the interface's wire (the probe asks for every
+  fabric address of the cluster) do not include the planned peer port (a P0-to-P0 cable
+  answers from the peer's P0); without that sweep, the MAC that answered the peer's address;
 * ``link_down``: the interface has no carrier;
 * ``mtu``: small frames pass and jumbo frames do not (an interface or a switch port/hop at
   1500), with the interface MTUs on both ends to say where;
@@ -71,6 +72,9 @@ def analyse(plan, probes):
         elif not info.get("carrier"):
             kind, message = "link_down", "%s has no carrier (cable %s to %s)" % (
                 here, link["cable"], there)
+        elif peer_info and not peer_info.get("carrier"):
+            kind, message = "link_down", "%s has no carrier, so %s cannot reach it (cable %s)" % (
+                there, here, link["cable"])
         elif link["ip"] not in [a.split("/")[0] for a in info.get("addresses", [])]:
             kind, message = "address", "%s lacks its planned address %s" % (here, link["ip"])
         elif result is None:
@@ -78,7 +82,21 @@ def analyse(plan, probes):
         else:
             answered = (result.get("neigh_mac") or "").lower()
             expected = (peer_info.get("mac") or "").lower()
-            if answered and expected and answered != expected:
+            wire = (probe.get("wire") or {}).get(netdev)
+            ends = []
+            for answer in wire or []:
+                end = macs.get((answer.get("mac") or "").lower())
+                if end and end != (node, netdev) and end not in ends:
+                    ends.append(end)
+            if wire is not None and ends and (peer, peer_netdev) not in ends:
+                where = ", ".join(_label(e[0], e[1], ports.get(e)) for e in ends)
+                kind = "swapped"
+                message = ("swapped cable: %s is cabled to %s, the plan wants %s (%s on %s "
+                           "must meet %s)" % (here, where, there, link["port"], node,
+                                              link["peer_port"]))
+            elif wire is not None and ends:
+                pass  # the right port is on the wire: judge the pings below
+            elif answered and expected and answered != expected:
                 actual = macs.get(answered)
                 if actual:
                     where = _label(actual[0], actual[1], ports.get(actual))
@@ -90,10 +108,10 @@ def analyse(plan, probes):
                     kind = "swapped"
                     message = ("%s reaches an unknown port (MAC %s) instead of %s"
                                % (here, answered, there))
-            elif not result.get("small_ok"):
+            if kind is None and not result.get("small_ok"):
                 kind, message = "unreachable", "%s cannot reach %s at %s" % (
                     here, there, link["peer_ip"])
-            elif not result.get("jumbo_ok"):
+            elif kind is None and not result.get("jumbo_ok"):
                 kind = "mtu"
                 local_mtu, peer_mtu = info.get("mtu"), peer_info.get("mtu")
                 if local_mtu != mtu or peer_mtu != mtu:
@@ -121,3 +139,26 @@ def summary(result):
         lines.append("%s: %s -- fix: %s" % (problem["kind"].upper(), problem["message"],
                                             problem["fix"]))
     return lines
+
+
+def live_state(links, node_plan, mtu, mgmt_ips=()):
+    """Compare a node's ``ip -j addr`` output with its part of the plan.
+
+    Returns ``missing`` (planned netdevs the node lacks), ``mgmt_on_fabric`` (fabric netdevs
+    that carry a management address), ``drift`` (an interface lacks its address or MTU) and
+    ``converged`` (every interface has its address and MTU).
+    """
+    by_name = dict((link["ifname"], link) for link in links)
+    missing, mgmt, wrong = [], [], []
+    for iface in node_plan["interfaces"]:
+        link = by_name.get(iface["netdev"])
+        if link is None:
+            missing.append(iface["netdev"])
+            continue
+        local = [a.get("local") for a in link.get("addr_info", [])]
+        if set(local) & set(ip for ip in mgmt_ips if ip):
+            mgmt.append(iface["netdev"])
+        if link.get("mtu") != mtu or iface["ip"] not in local:
+            wrong.append(iface["netdev"])
+    return {"missing": missing, "mgmt_on_fabric": mgmt, "drift": bool(wrong or missing),
+            "converged": not wrong and not missing, "wrong": wrong}

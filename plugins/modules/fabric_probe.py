@@ -14,6 +14,10 @@ description:
     given, pings the peer from the link's own interface with the don't-fragment bit at 1472
     bytes and at O(mtu) - 28 bytes, then reads the peer's neighbour entry (the MAC that
     answered ARP).
+  - Finds who is on the other end of each interface's wire: it sends ARP requests for every
+    fabric address of the cluster (O(wire_targets)) out of that interface and records which
+    MACs answer. With C(arp_ignore=1) on the fabric (the fabric role sets it) only the port that
+    carries the address answers, so a swapped cable names the port it really reaches.
   - The controller judges the results of all nodes together (M(dgxspark.cluster.fabric_check)):
     a swapped cable, an MTU mismatch and a link without carrier each show differently.
   - Changes nothing but the kernel's neighbour cache entry of each peer, which it flushes first so
@@ -37,6 +41,11 @@ options:
     description: Links to ping, each a dict with C(netdev) and C(peer_ip).
     type: list
     elements: dict
+    default: []
+  wire_targets:
+    description: Every fabric IPv4 address of the cluster, asked for by ARP out of each interface.
+    type: list
+    elements: str
     default: []
   mtu:
     description: The fabric MTU; the jumbo ping carries O(mtu) - 28 bytes of payload.
@@ -71,9 +80,17 @@ links:
   returned: always
   type: list
   elements: dict
+wire:
+  description: Per netdev, the C(ip) and C(mac) of every port that answered ARP on its wire.
+  returned: always
+  type: dict
 """
 
 import json
+import select
+import socket
+import struct
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
@@ -118,11 +135,52 @@ def probe(module, link):
             "neigh_mac": entry.get("lladdr"), "neigh_state": entry.get("state")}
 
 
+ETH_P_ARP = 0x0806
+
+
+def _mac_bytes(mac):
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def arp_sweep(netdev, mac, src_ip, targets, wait=0.6):
+    """Ask ARP for every target out of ``netdev``; return [{ip, mac}] of the answers."""
+    if not mac or not src_ip or not targets:
+        return []
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+    try:
+        sock.bind((netdev, 0))
+        src = _mac_bytes(mac)
+        for target in targets:
+            if target == src_ip:
+                continue
+            arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, src,
+                              socket.inet_aton(src_ip), b"\0" * 6, socket.inet_aton(target))
+            sock.send(b"\xff" * 6 + src + struct.pack("!H", ETH_P_ARP) + arp)
+        answers = {}
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
+            if not ready:
+                break
+            frame = sock.recv(2048)
+            if len(frame) < 42 or frame[12:14] != struct.pack("!H", ETH_P_ARP):
+                continue
+            op = struct.unpack("!H", frame[20:22])[0]
+            sender_mac = ":".join("%02x" % b for b in frame[22:28])
+            sender_ip = socket.inet_ntoa(frame[28:32])
+            if op == 2 and sender_ip in targets:
+                answers[sender_ip] = sender_mac
+        return [{"ip": ip, "mac": answers[ip]} for ip in sorted(answers)]
+    finally:
+        sock.close()
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             interfaces=dict(type="list", elements="str", required=True),
             links=dict(type="list", elements="dict", default=[]),
+            wire_targets=dict(type="list", elements="str", default=[]),
             mtu=dict(type="int", default=9000),
             count=dict(type="int", default=2),
             timeout=dict(type="int", default=1),
@@ -138,7 +196,16 @@ def main():
         results.append({"netdev": link.get("netdev"), "peer_ip": link.get("peer_ip"),
                         "small_ok": False, "jumbo_ok": False, "neigh_mac": None,
                         "neigh_state": "NO_INTERFACE"})
-    module.exit_json(changed=False, interfaces=interfaces, links=results)
+    wire = {}
+    targets = module.params["wire_targets"]
+    for netdev, info in interfaces.items():
+        own = info["addresses"][0].split("/")[0] if info["addresses"] else None
+        try:
+            wire[netdev] = arp_sweep(netdev, info["mac"], own, targets) if info["carrier"] \
+                else []
+        except OSError as exc:
+            module.fail_json(msg="ARP probe on %s failed: %s (needs root)" % (netdev, exc))
+    module.exit_json(changed=False, interfaces=interfaces, links=results, wire=wire)
 
 
 if __name__ == "__main__":

@@ -103,12 +103,14 @@ class Host(object):
         self.module = module
         self.actions = []
 
-    def run(self, args, change=True):
+    def run(self, args, change=True, gone_ok=False):
         if change:
             self.actions.append(" ".join(args))
             if self.module.check_mode:
                 return ""
         rc, out, err = self.module.run_command(args)
+        if rc != 0 and gone_ok and "Cannot find device" in err:
+            return out  # a veth whose peer's namespace the kernel is still tearing down
         if rc != 0:
             self.module.fail_json(msg="%s failed: %s" % (" ".join(args), err.strip()),
                                   actions=self.actions)
@@ -182,7 +184,7 @@ def ensure_absent(host, plan):
     owned = set(item["host"] for item in plan["ports"] + plan["mgmt"]) | set(plan["bridges"])
     for name in sorted(owned):
         if name in links:
-            host.run(["ip", "link", "del", name])
+            host.run(["ip", "link", "del", name], gone_ok=True)
 
 
 def main():

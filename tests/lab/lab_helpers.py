@@ -1,0 +1,35 @@
+"""Helpers for tests that build the simulated Spark lab (root, Linux; marker `lab`)."""
+from __future__ import annotations
+
+import os
+
+import ansible_runner
+import pytest
+
+from conftest import ROOT
+
+LAB_INVENTORY = "/var/lib/dgxspark-lab/inventory.yml"
+
+
+def needs_root():
+    if os.geteuid() != 0 or not os.path.exists("/proc/self/ns/net"):
+        pytest.skip("the lab needs root on Linux")
+
+
+def play(tmp_path, playbook, extravars=None, inventory=None, cmdline=None):
+    """Run a playbook of the repo with ansible-runner; return (status, runner)."""
+    os.makedirs(str(tmp_path), exist_ok=True)
+    runner = ansible_runner.run(
+        private_data_dir=str(tmp_path), project_dir=str(ROOT), playbook=str(ROOT / playbook),
+        inventory=inventory or [str(ROOT / "inventory/controller.yml")],
+        extravars=extravars or {}, quiet=True, cmdline=cmdline,
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")})
+    return runner.status, runner
+
+
+def failure_messages(runner):
+    out = []
+    for event in runner.events:
+        if event.get("event") == "runner_on_failed":
+            out.append(event["event_data"]["res"].get("msg", ""))
+    return " ".join(out)
