@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-echo "== pytest: unit and integration tests"
-pytest tests
+echo "== pytest: unit, integration and lab tests"
+DGXSPARK_LAB_TESTS=1 pytest tests
 
 echo "== ansible-lint (production profile)"
 ansible-lint

@@ -199,8 +199,9 @@ def parse_ib_write_bw(text):
                 out[key] = int(match.group(1)) if key in ("gid_index", "mtu") else match.group(1)
         if re.search(r"BW average\[Gb/sec\]", line):
             unit_gbit = True
-        match = re.match(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$", line)
-        if match:
+        # #bytes #iterations BW-peak BW-average [MsgRate [CPU_Util]]
+        match = re.match(r"^\s*(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)(?:\s+[\d.]+){0,2}\s*$", line)
+        if match and out["bw_avg_gbps"] is None:
             peak, avg = float(match.group(3)), float(match.group(4))
             if not unit_gbit:  # MB/sec (2^20 bytes) -> Gb/s
                 peak, avg = peak * 8 * 1.048576 / 1000, avg * 8 * 1.048576 / 1000

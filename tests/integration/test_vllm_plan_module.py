@@ -30,7 +30,12 @@ def _env():
 
 
 def adhoc(args, *extra):
-    proc = subprocess.run([ANSIBLE, "localhost", "-m", "dgxspark.cluster.vllm_plan", "-a",
+    return adhoc_module("dgxspark.cluster.vllm_plan", args, *extra)
+
+
+def adhoc_module(module, args, *extra):
+    """Run ``module`` ad hoc on localhost from the repo root; return (rc, result)."""
+    proc = subprocess.run([ANSIBLE, "localhost", "-m", module, "-a",
                            json.dumps(args)] + list(extra),
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     # profile_tasks (ansible.cfg) prints timings around the JSON document
