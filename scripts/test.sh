@@ -9,6 +9,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 echo "== pytest: unit, integration and lab tests"
 DGXSPARK_LAB_TESTS=1 pytest tests
 
+echo "== ruff (Python: pyflakes rules)"
+ruff check --select F,E9 plugins tests scripts
+
 echo "== ansible-lint (production profile)"
 ansible-lint
 

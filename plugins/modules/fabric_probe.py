@@ -14,12 +14,13 @@ description:
     given, pings the peer from the link's own interface with the don't-fragment bit at 1472
     bytes and at O(mtu) - 28 bytes, then reads the peer's neighbour entry (the MAC that
     answered ARP).
-  - Finds who is on the other end of each interface's wire: it sends ARP requests for every
+  - Finds who is on the other end of each interface's wire. It sends ARP requests for every
     fabric address of the cluster (O(wire_targets)) out of that interface and records which
     MACs answer. With C(arp_ignore=1) on the fabric (the fabric role sets it) only the port that
     carries the address answers, so a swapped cable names the port it really reaches.
-  - The controller judges the results of all nodes together (M(dgxspark.cluster.fabric_check)):
-    a swapped cable, an MTU mismatch and a link without carrier each show differently.
+  - The controller judges the results of all nodes together with
+    M(dgxspark.cluster.fabric_check), where a swapped cable, an MTU mismatch and a link without
+    carrier each show differently.
   - Changes nothing but the kernel's neighbour cache entry of each peer, which it flushes first so
     the MAC it reads comes from a fresh ARP answer; runs the same in check mode.
 author:
@@ -142,7 +143,7 @@ def _mac_bytes(mac):
     return bytes(int(part, 16) for part in mac.split(":"))
 
 
-def arp_sweep(netdev, mac, src_ip, targets, wait=0.6):
+def arp_sweep(netdev, mac, src_ip, targets, wait=0.5):
     """Ask ARP for every target out of ``netdev``; return [{ip, mac}] of the answers."""
     if not mac or not src_ip or not targets:
         return []
@@ -196,15 +197,18 @@ def main():
         results.append({"netdev": link.get("netdev"), "peer_ip": link.get("peer_ip"),
                         "small_ok": False, "jumbo_ok": False, "neigh_mac": None,
                         "neigh_state": "NO_INTERFACE"})
-    wire = {}
     targets = module.params["wire_targets"]
-    for netdev, info in interfaces.items():
+
+    def sweep(item):
+        netdev, info = item
         own = info["addresses"][0].split("/")[0] if info["addresses"] else None
-        try:
-            wire[netdev] = arp_sweep(netdev, info["mac"], own, targets) if info["carrier"] \
-                else []
-        except OSError as exc:
-            module.fail_json(msg="ARP probe on %s failed: %s (needs root)" % (netdev, exc))
+        return netdev, arp_sweep(netdev, info["mac"], own, targets) if info["carrier"] else []
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            wire = dict(pool.map(sweep, sorted(interfaces.items())))
+    except OSError as exc:
+        module.fail_json(msg="ARP probe failed: %s (the probe needs root)" % exc)
     module.exit_json(changed=False, interfaces=interfaces, links=results, wire=wire)
 
 

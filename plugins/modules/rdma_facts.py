@@ -10,8 +10,8 @@ module: rdma_facts
 short_description: Map a node's fabric netdevs to RoCE devices and find their GID indexes
 version_added: "0.1.0"
 description:
-  - Reads C(/sys/class/infiniband) (and C(ibv_devinfo) for C(active_mtu) when installed): each
-    RoCE device's netdev, port state, link layer and GID table.
+  - Reads C(/sys/class/infiniband), and C(ibv_devinfo) for C(active_mtu) when installed, to
+    learn each RoCE device's netdev, port state, link layer and GID table.
   - For every fabric interface given, finds its RoCE device and the GID index of type RoCE v2
     that carries the interface's IPv4 address (it can differ between nodes and twins), checks
     that the port is ACTIVE and that C(active_mtu) is 4096, and returns the NCCL GID setting.

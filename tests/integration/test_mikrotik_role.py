@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
-import os
 import socketserver
-import subprocess
 import sys
 import threading
 
@@ -110,29 +107,6 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, hostvars, extravar
     runner, rsc = run_switch(tmp_path, dict(SPEC, **hostvars), **extravars)
     assert variable in failure(runner)
     assert not rsc.exists()
-
-
-def test_ansible_doc_matches_the_module_argument_spec(monkeypatch):
-    doc = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "--json",
-         "dgxspark.cluster.mikrotik_switch_config"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
-    docs = json.loads(doc.stdout)["dgxspark.cluster.mikrotik_switch_config"]
-    from ansible.module_utils import basic
-    from ansible_collections.dgxspark.cluster.plugins.modules import mikrotik_switch_config
-
-    def capture(self, argument_spec, **kwargs):
-        raise SystemExit(argument_spec)
-
-    monkeypatch.setattr(basic.AnsibleModule, "__init__", capture)
-    with pytest.raises(SystemExit) as spec:
-        mikrotik_switch_config.main()
-    options, spec = docs["doc"]["options"], spec.value.code
-    assert set(options) == set(spec)
-    for name, option in options.items():
-        for key in ("type", "default", "required", "choices", "elements"):
-            assert option.get(key) == spec[name].get(key), (name, key)
-    assert set(docs["return"]) == {"api_modify", "rsc", "ports"}
 
 
 # --- a fake RouterOS API: /login, print, add, set, remove on in-memory tables -----------------

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import ansible_runner
-import pytest
 import yaml
 
 from conftest import GLM, MIMO, ROOT
@@ -112,39 +111,6 @@ def _documented():
     namespace = {}
     exec(src.split("from ansible.module_utils")[0], namespace)
     return (yaml.safe_load(namespace["DOCUMENTATION"]), yaml.safe_load(namespace["RETURN"]))
-
-
-def _argument_spec(monkeypatch):
-    from ansible.module_utils import basic
-    captured = {}
-
-    class Capture(Exception):
-        pass
-
-    def fake_init(self, argument_spec, **kwargs):
-        captured["spec"] = argument_spec
-        captured["kwargs"] = kwargs
-        raise Capture()
-
-    monkeypatch.setattr(basic.AnsibleModule, "__init__", fake_init)
-    from ansible_collections.dgxspark.cluster.plugins.modules import vllm_plan
-    with pytest.raises(Capture):
-        vllm_plan.main()
-    return captured
-
-
-def test_documentation_matches_argument_spec(monkeypatch):
-    doc, _ = _documented()
-    captured = _argument_spec(monkeypatch)
-    spec = captured["spec"]
-    assert captured["kwargs"].get("supports_check_mode") is True
-    assert set(doc["options"]) == set(spec)
-    for name, option in doc["options"].items():
-        code = spec[name]
-        assert option.get("type", "str") == code.get("type", "str"), name
-        assert option.get("default") == code.get("default"), name
-        assert bool(option.get("required", False)) == bool(code.get("required", False)), name
-        assert option.get("elements") == code.get("elements"), name
 
 
 def test_return_documents_what_the_module_returns():
