@@ -4,9 +4,13 @@
 """The catalog of vLLM image patches that plans can require.
 
 A patch id names one fix carried by the cluster's vLLM image (the image declares the
-ids it carries in its labels; the ``vllm_image`` role builds them). The plan engine
-decides which ids a plan needs; a plan that needs a patch the image does not declare
-is not satisfiable.
+ids it carries in its ``dgxspark.patches`` label; the ``vllm_image`` role builds them). The
+plan engine decides which ids a plan needs; a plan that needs a patch the image does not
+declare is not satisfiable.
+
+``shipped`` patches come with the collection as ``roles/vllm_image/files/patches/<id>/
+<vLLM version>.patch`` (unified diffs against that release's ``vllm/`` package); the others
+must be supplied for the base image in use (``vllm_image_extra_patches``).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ PATCHES = {
                          "does not inherit DCP",
         "required_by_rule": "dcp_mtp_draft_inherit",
         "lets_pass": ["dcp_mtp_draft_inherit"],
+        "shipped": True,
     },
     "virtual-heads": {
         "summary": "Virtual TP: pads attention heads, KV heads, vocab and dense widths with "
@@ -37,6 +42,10 @@ PATCHES = {
         "required_when": "virtual_heads pads any head, vocab or dense width",
         "required_by_rule": "virtual_heads_patches",
         "lets_pass": ["attention_heads_tp", "kv_heads_tp", "vocab_tp", "dense_mlp_tp"],
+        "shipped": False,
+        "bring_your_own": "the published mod is tied to vLLM 0.21.1rc1.dev85 (tonyd2wild "
+                          "mods/mimo-v2-tp3-virtual-heads); give its diff for your base image "
+                          "in vllm_image_extra_patches",
     },
     "moe-zero-fill": {
         "summary": "FusedMoE pads the per-rank expert width with true zeros "
@@ -50,6 +59,9 @@ PATCHES = {
         "required_when": "virtual_heads pads the MoE intermediate width",
         "required_by_rule": "virtual_heads_patches",
         "lets_pass": ["moe_width_tp"],
+        "shipped": False,
+        "bring_your_own": "part of the published MiMo TP3 mod (fused_moe/layer.py); give its "
+                          "diff for your base image in vllm_image_extra_patches",
     },
     "sink-padding": {
         "summary": "Attention-sink vectors are padded to the padded per-rank head count.",
@@ -61,6 +73,7 @@ PATCHES = {
         "required_when": "virtual_heads pads the heads of a model with attention sinks",
         "required_by_rule": "virtual_heads_patches",
         "lets_pass": [],
+        "shipped": True,
     },
 }
 
