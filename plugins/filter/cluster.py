@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters that render the cluster's command lines (logic in module_utils/cluster.py)."""
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
+
+
+def vllm_serve_argv(engine_args, model, served_model_name=None, host=None, port=None):
+    try:
+        return cluster.serve_argv(model, engine_args, served_model_name, host, port)
+    except ValueError as exc:
+        raise AnsibleFilterError("vllm_cluster_engine_args: %s" % exc)
+
+
+def ray_start_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
+                   object_store_memory=1073741824):
+    return cluster.ray_argv(role, node_ip, int(port), head_ip, int(num_gpus), int(num_cpus),
+                            int(object_store_memory))
+
+
+def docker_run_argv(command, name, image, settings):
+    return cluster.docker_argv(name, image, command, **settings)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"vllm_serve_argv": vllm_serve_argv, "ray_start_argv": ray_start_argv,
+                "docker_run_argv": docker_run_argv, "systemd_exec": cluster.systemd_exec,
+                "shell_line": cluster.shell_line}
