@@ -248,16 +248,32 @@ def make_handler(state):
     return Handler
 
 
-def carried_env(non_carry_over_path):
-    """What vLLM's Ray executor copies from the driver to every rank: its VLLM_/NCCL_/GLOO_
-    variables except those listed in ray_non_carry_over_env_vars.json."""
-    excluded = set()
-    if os.path.exists(non_carry_over_path):
-        with open(non_carry_over_path) as handle:
-            excluded = set(json.load(handle))
-    prefixes = ("VLLM_", "NCCL_", "GLOO_", "UCX_", "PYTORCH_")
-    return dict((k, v) for k, v in os.environ.items()
-                if k.startswith(prefixes) and k not in excluded), sorted(excluded)
+def driver_env():
+    """What vLLM 0.33's Ray executor hands every rank from the driver: vLLM's own
+    ``get_driver_env_vars`` (the real source in this image), i.e. the driver's environment minus
+    the worker-specific variables (VLLM_HOST_IP, ...) and those listed in
+    ``ray_non_carry_over_env_vars.json``. The rank applies them with ``setdefault``, as
+    ``RayWorkerProc.initialize_worker`` does. vLLM's package ``__init__`` files need torch, so the two
+    modules are loaded under a bare ``vllm`` package."""
+    import importlib
+    import importlib.util
+    import types
+
+    package = sys.modules.get("vllm")
+    if package is None:
+        package = types.ModuleType("vllm")
+        package.__path__ = list(importlib.util.find_spec("vllm").submodule_search_locations)
+        sys.modules["vllm"] = package
+    ray_env = importlib.import_module("vllm.ray.ray_env")
+    path = os.path.join(package.__path__[0], "v1", "executor", "ray_env_utils.py")
+    loader = importlib.util.spec_from_file_location("vllm_ray_env_utils", path)
+    utils = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(utils)  # vllm.v1.executor's __init__ needs torch
+    worker_specific = {"VLLM_HOST_IP", "VLLM_HOST_PORT", "VLLM_NIXL_SIDE_CHANNEL_HOST",
+                       "LOCAL_RANK", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+                       "ROCR_VISIBLE_DEVICES"}  # vllm/v1/executor/ray_utils.py (imports torch)
+    return (utils.get_driver_env_vars(worker_specific_vars=worker_specific),
+            sorted(ray_env.RAY_NON_CARRY_OVER_ENV_VARS))
 
 
 def place_ranks(world, timeout):
@@ -277,13 +293,14 @@ def place_ranks(world, timeout):
                          % (world, resources.get("GPU", 0)))
     group = placement_group([{"GPU": 1, "CPU": 0.01}] * world, strategy="PACK")
     ray.get(group.ready(), timeout=timeout)
-    env, excluded = carried_env("/root/.config/vllm/ray_non_carry_over_env_vars.json")
+    env, excluded = driver_env()
 
     @ray.remote(num_gpus=1, num_cpus=0.01)
     def rank_view(rank, carried):
         import socket
         merged = dict(os.environ)
-        merged.update(carried)
+        for key, value in carried.items():
+            merged.setdefault(key, value)
         return {"rank": rank, "hostname": socket.gethostname(),
                 "node_ip": ray.util.get_node_ip_address(),
                 "VLLM_HOST_IP": merged.get("VLLM_HOST_IP"),
