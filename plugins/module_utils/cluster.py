@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import re
 
-# Engine arguments whose false value vLLM spells --no-<flag> (argparse BooleanOptionalAction).
-NEGATABLE = frozenset([
-    "async_scheduling", "enable_prefix_caching", "enable_chunked_prefill",
-    "enable_log_requests", "trust_remote_code", "enforce_eager", "disable_custom_all_reduce",
-    "enable_expert_parallel", "enable_auto_tool_choice", "enable_log_outputs",
+# vllm serve's boolean arguments without a --no-<flag> form (argparse store_true in vLLM
+# 0.33.0's parser); every other boolean is a BooleanOptionalAction, false spelled --no-<flag>.
+# tests/differential/test_serve_argv_oracle.py checks this against vLLM's own parser.
+STORE_TRUE_ONLY = frozenset([
+    "aggregate_engine_logging", "data_parallel_multi_port_external_lb", "disable_log_stats",
+    "grpc", "headless",
 ])
 
 
@@ -48,7 +49,7 @@ def serve_argv(model, engine_args, served_model_name=None, host=None, port=None)
         if isinstance(value, bool):
             if value:
                 argv.append(flag(name))
-            elif name in NEGATABLE:
+            elif name not in STORE_TRUE_ONLY:
                 argv.append("--no-" + name.replace("_", "-"))
             continue
         if isinstance(value, dict):
@@ -81,9 +82,15 @@ def ray_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
 
 def docker_argv(name, image, command, env_files=(), env=None, mounts=(), gpus=True,
                 devices=(), cap_add=(), ulimits=(), privileged=False, shm_size=None,
-                extra=()):
-    """``docker run`` in the foreground (systemd supervises it), removed when it stops."""
+                pid=None, extra=()):
+    """``docker run`` in the foreground (systemd supervises it), removed when it stops.
+
+    ``pid`` joins another PID namespace: ``container:dgxspark-ray`` lets ``vllm serve`` find
+    the local raylet (Ray's driver looks for it among the processes it can see) and ends it
+    with the Ray head."""
     argv = ["docker", "run", "--rm", "--name", name, "--network", "host", "--ipc", "host"]
+    if pid:
+        argv += ["--pid", pid]
     if privileged:
         argv.append("--privileged")
     if gpus:

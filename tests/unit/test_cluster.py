@@ -1,0 +1,130 @@
+"""The cluster's command lines (plugins/module_utils/cluster.py)."""
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
+
+
+def test_serve_argv_spells_vllm_flags():
+    argv = cluster.serve_argv(
+        "/models/glm", {
+            "tensor_parallel_size": 4,
+            "decode_context_parallel_size": 4,
+            "speculative_config": {"method": "mtp", "num_speculative_tokens": 1},
+            "cudagraph_capture_sizes": [1, 2, 4],
+            "enable_prefix_caching": False,
+            "trust_remote_code": True,
+            "enforce_eager": False,
+            "disable_log_stats": False,
+            "max_num_batched_tokens": None,
+        }, served_model_name="glm", host="10.0.0.1", port=8000)
+    assert argv[:9] == ["vllm", "serve", "/models/glm", "--served-model-name", "glm",
+                        "--host", "10.0.0.1", "--port", "8000"]
+    rest = argv[9:]
+    assert rest[rest.index("--tensor-parallel-size") + 1] == "4"
+    assert rest[rest.index("--decode-context-parallel-size") + 1] == "4"
+    spec = json.loads(rest[rest.index("--speculative-config") + 1])
+    assert spec == {"method": "mtp", "num_speculative_tokens": 1}
+    i = rest.index("--cudagraph-capture-sizes")
+    assert rest[i + 1:i + 4] == ["1", "2", "4"]
+    assert "--no-enable-prefix-caching" in rest
+    assert "--trust-remote-code" in rest and "--no-enforce-eager" in rest
+    # A false flag vLLM has no --no- form for is simply left out; None values are dropped.
+    assert not any("log-stats" in a or "max-num-batched" in a for a in rest)
+
+
+@pytest.mark.parametrize("name", ["model", "host", "port", "served_model_name"])
+def test_serve_argv_refuses_role_owned_arguments(name):
+    with pytest.raises(ValueError, match=name):
+        cluster.serve_argv("/m", {name: "x"})
+
+
+def test_ray_head_and_worker():
+    head = cluster.ray_argv("head", "10.0.0.1", 6379, object_store_memory=1 << 30)
+    assert "--head" in head and "--port=6379" in head
+    assert "--node-ip-address=10.0.0.1" in head
+    assert "--object-store-memory=1073741824" in head
+    assert "--include-dashboard=false" in head and "--disable-usage-stats" in head
+    assert "--block" in head
+    worker = cluster.ray_argv("worker", "10.0.0.2", 6379, head_ip="10.0.0.1")
+    assert "--address=10.0.0.1:6379" in worker and "--head" not in worker
+    assert "--node-ip-address=10.0.0.2" in worker
+    with pytest.raises(ValueError, match="head's address"):
+        cluster.ray_argv("worker", "10.0.0.2", 6379)
+    with pytest.raises(ValueError, match="head or worker"):
+        cluster.ray_argv("driver", "10.0.0.2", 6379)
+
+
+def test_docker_argv_is_unprivileged_by_default():
+    argv = cluster.docker_argv(
+        "dgxspark-ray", "img:1", ["ray", "start"], env_files=["/etc/dgxspark/node.env"],
+        env={"B": "2", "A": "1"}, mounts=["/m:/m:ro"], devices=["/dev/infiniband"],
+        cap_add=["IPC_LOCK"], ulimits=["memlock=-1"])
+    assert "--privileged" not in argv
+    assert argv[:9] == ["docker", "run", "--rm", "--name", "dgxspark-ray", "--network", "host",
+                        "--ipc", "host"]
+    line = " ".join(argv)
+    assert "--gpus all" in line and "--device /dev/infiniband" in line
+    assert "--cap-add IPC_LOCK" in line and "--ulimit memlock=-1" in line
+    assert "--env-file /etc/dgxspark/node.env" in line
+    assert line.index("-e A=1") < line.index("-e B=2")
+    assert argv[-3:] == ["img:1", "ray", "start"]
+    privileged = cluster.docker_argv("x", "img", [], privileged=True, gpus=False)
+    assert "--privileged" in privileged and "--gpus" not in privileged
+
+
+@pytest.mark.parametrize("arg, quoted", [
+    ("plain/path:ro", "plain/path:ro"),
+    ('{"method":"mtp"}', '"{\\"method\\":\\"mtp\\"}"'),
+    ("expandable_segments:True", "expandable_segments:True"),
+    ("100%", "100%%"),
+    ("$HOME", '"$$HOME"'),
+    ("two words", '"two words"'),
+    ("", '""'),
+    ("back\\slash", '"back\\\\slash"'),
+])
+def test_systemd_quote(arg, quoted):
+    assert cluster.systemd_quote(arg) == quoted
+
+
+def unquote_systemd(line):
+    """systemd's ExecStart= word splitting (C-style escapes inside double quotes, %% and $$),
+    enough of it to read back what systemd_exec writes."""
+    words, i = [], 0
+    while i < len(line):
+        if line[i] == " ":
+            i += 1
+            continue
+        word = []
+        if line[i] == '"':
+            i += 1
+            while line[i] != '"':
+                if line[i] == "\\":
+                    i += 1
+                word.append(line[i])
+                i += 1
+            i += 1
+        else:
+            while i < len(line) and line[i] != " ":
+                word.append(line[i])
+                i += 1
+        words.append("".join(word).replace("%%", "%").replace("$$", "$"))
+    return words
+
+
+def test_systemd_exec_round_trips_a_real_command_line():
+    argv = cluster.docker_argv(
+        "dgxspark-vllm", "img", cluster.serve_argv("/models/m", {
+            "speculative_config": {"method": "mtp", "num_speculative_tokens": 2},
+            "compilation_config": {"cudagraph_mode": "FULL_AND_PIECEWISE"},
+        }), env={"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", "X": "a b$c%d"})
+    assert unquote_systemd(cluster.systemd_exec(argv)) == argv
+
+
+def test_shell_line_is_posix_quoted():
+    argv = ["vllm", "serve", "/m", "--speculative-config", '{"method": "mtp"}', "it's"]
+    assert shlex.split(cluster.shell_line(argv)) == argv
