@@ -22,12 +22,19 @@ def ray_start_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
                             int(object_store_memory))
 
 
+def vllm_engine_args(plan, serve_args=None):
+    try:
+        return cluster.engine_args(plan, serve_args)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 def docker_run_argv(command, name, image, settings):
     return cluster.docker_argv(name, image, command, **settings)
 
 
 class FilterModule(object):
     def filters(self):
-        return {"vllm_serve_argv": vllm_serve_argv, "ray_start_argv": ray_start_argv,
+        return {"vllm_engine_args": vllm_engine_args, "vllm_serve_argv": vllm_serve_argv, "ray_start_argv": ray_start_argv,
                 "docker_run_argv": docker_run_argv, "systemd_exec": cluster.systemd_exec,
                 "shell_line": cluster.shell_line}

@@ -27,6 +27,30 @@ STORE_TRUE_ONLY = frozenset([
 ])
 
 
+# Plan options of the plan engine (dgxspark.cluster.vllm_plan) that are not vllm serve
+# arguments: they describe the cluster and the image, not the engine.
+PLAN_ONLY = frozenset([
+    "nodes", "gpus_per_node", "vllm_build", "vllm_patches", "virtual_heads",
+    "allow_long_max_model_len", "model_config",
+])
+
+
+def engine_args(plan, serve_args=None):
+    """vllm serve's engine arguments of a plan: the plan's vLLM options (everything but
+    PLAN_ONLY) and the serve-only arguments (attention backend, parsers, ...) on top.
+    A serve argument that contradicts the plan is refused: the plan is what preflight proved."""
+    args = dict((k, v) for k, v in (plan or {}).items() if k not in PLAN_ONLY and v is not None)
+    for key, value in (serve_args or {}).items():
+        if key in PLAN_ONLY:
+            raise ValueError("%r is a plan option, not a vllm serve argument: set it in the plan"
+                             % key)
+        if key in args and args[key] != value:
+            raise ValueError("serve argument %s=%r contradicts the plan's %s=%r: change the plan "
+                             "(preflight checks the plan)" % (key, value, key, args[key]))
+        args[key] = value
+    return args
+
+
 def flag(name):
     return "--" + name.replace("_", "-")
 

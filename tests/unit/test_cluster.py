@@ -128,3 +128,15 @@ def test_systemd_exec_round_trips_a_real_command_line():
 def test_shell_line_is_posix_quoted():
     argv = ["vllm", "serve", "/m", "--speculative-config", '{"method": "mtp"}', "it's"]
     assert shlex.split(cluster.shell_line(argv)) == argv
+
+
+def test_engine_args_drop_plan_only_options_and_refuse_contradictions():
+    plan = {"nodes": 4, "tensor_parallel_size": 4, "vllm_build": "vllm-0.33",
+            "vllm_patches": ["draft-dcp-inherit"], "virtual_heads": False,
+            "kv_cache_dtype": "fp8", "block_size": None}
+    args = cluster.engine_args(plan, {"attention_backend": "X", "kv_cache_dtype": "fp8"})
+    assert args == {"tensor_parallel_size": 4, "kv_cache_dtype": "fp8", "attention_backend": "X"}
+    with pytest.raises(ValueError, match="contradicts the plan"):
+        cluster.engine_args(plan, {"tensor_parallel_size": 2})
+    with pytest.raises(ValueError, match="plan option"):
+        cluster.engine_args(plan, {"nodes": 3})

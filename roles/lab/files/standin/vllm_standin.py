@@ -115,8 +115,9 @@ class Engine(object):
             return [match.group(1)]
         return [WORDS[i % len(WORDS)] for i in range(max_tokens)]
 
-    def generate(self, messages, max_tokens):
-        """Yield tokens as decode steps produce them (MTP: several per step)."""
+    def generate(self, messages, max_tokens, usage):
+        """Yield tokens as decode steps produce them (MTP: several per step); fills ``usage``
+        (per request: requests run concurrently)."""
         tokens = self.reply_text(messages, max_tokens)
         prompt = sum(len(str(m.get("content", "")).split()) for m in messages)
         with self.metrics.lock:
@@ -145,9 +146,8 @@ class Engine(object):
             first = False
         with self.metrics.lock:
             self.metrics.counters["requests"] += 1
-            prompt_tokens = prompt
-        self.last_usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
-                           "total_tokens": prompt_tokens + len(tokens)}
+        usage.update({"prompt_tokens": prompt, "completion_tokens": len(tokens),
+                      "total_tokens": prompt + len(tokens)})
 
 
 def make_handler(state):
@@ -217,7 +217,9 @@ def make_handler(state):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                     self.wfile.flush()
 
-                for step, first in engine.generate(request.get("messages", []), max_tokens):
+                usage = {}
+                for step, first in engine.generate(request.get("messages", []), max_tokens,
+                                                   usage):
                     if first:
                         with engine.metrics.lock:
                             engine.metrics.ttft.append(time.time() - start)
@@ -228,19 +230,19 @@ def make_handler(state):
                 chunk(json.dumps({"id": rid, "object": "chat.completion.chunk",
                                   "created": created, "model": state["name"],
                                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                                  "usage": engine.last_usage}))
+                                  "usage": usage}))
                 chunk("[DONE]")
                 self.wfile.write(b"0\r\n\r\n")
                 return
-            words = []
-            for step, first in engine.generate(request.get("messages", []), max_tokens):
+            words, usage = [], {}
+            for step, first in engine.generate(request.get("messages", []), max_tokens, usage):
                 if first:
                     with engine.metrics.lock:
                         engine.metrics.ttft.append(time.time() - start)
                 words += step
             self.send(200, json.dumps({
                 "id": rid, "object": "chat.completion", "created": created,
-                "model": state["name"], "usage": engine.last_usage,
+                "model": state["name"], "usage": usage,
                 "choices": [{"index": 0, "finish_reason": "stop" if len(words) < max_tokens
                              else "length", "message": {"role": "assistant",
                                                         "content": " ".join(words)}}]}))
@@ -279,7 +281,7 @@ def driver_env():
 def place_ranks(world, timeout):
     """Join Ray, place one rank per GPU bundle and return what each rank sees."""
     import ray
-    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     address = os.environ.get("RAY_ADDRESS", "auto")
@@ -296,22 +298,44 @@ def place_ranks(world, timeout):
     env, excluded = driver_env()
 
     @ray.remote(num_gpus=1, num_cpus=0.01)
-    def rank_view(rank, carried):
-        import socket
-        merged = dict(os.environ)
-        for key, value in carried.items():
-            merged.setdefault(key, value)
-        return {"rank": rank, "hostname": socket.gethostname(),
-                "node_ip": ray.util.get_node_ip_address(),
-                "VLLM_HOST_IP": merged.get("VLLM_HOST_IP"),
-                "NCCL_IB_HCA": merged.get("NCCL_IB_HCA"),
-                "NCCL_SOCKET_IFNAME": merged.get("NCCL_SOCKET_IFNAME")}
+    class Rank(object):
+        """One rank per GPU bundle, alive as long as the engine (vLLM's RayWorkerWrapper)."""
 
-    views = ray.get([rank_view.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
-        placement_group=group, placement_group_bundle_index=i)).remote(i, env)
-        for i in range(world)], timeout=timeout)
-    remove_placement_group(group)
-    return views, excluded
+        def view(self, rank, carried):
+            import socket
+            merged = dict(os.environ)
+            for key, value in carried.items():
+                merged.setdefault(key, value)
+            return {"rank": rank, "hostname": socket.gethostname(),
+                    "node_ip": ray.util.get_node_ip_address(),
+                    "VLLM_HOST_IP": merged.get("VLLM_HOST_IP"),
+                    "NCCL_IB_HCA": merged.get("NCCL_IB_HCA"),
+                    "NCCL_SOCKET_IFNAME": merged.get("NCCL_SOCKET_IFNAME")}
+
+        def ping(self):
+            return True
+
+    ranks = [Rank.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+        placement_group=group, placement_group_bundle_index=i)).remote() for i in range(world)]
+    views = ray.get([actor.view.remote(i, env) for i, actor in enumerate(ranks)],
+                    timeout=timeout)
+    return views, excluded, ranks
+
+
+def watch_ranks(ranks, interval=5.0):
+    """Exit like vLLM's engine does when a rank's node goes away (EngineDeadError): systemd
+    restarts vllm serve, which waits until every node is back."""
+    import ray
+
+    while True:
+        time.sleep(interval)
+        try:
+            ray.get([actor.ping.remote() for actor in ranks], timeout=30)
+        except Exception as exc:  # RayActorError, GetTimeoutError, lost GCS
+            log("ERROR EngineCore: a worker rank died (%s: %s); vllm.v1.engine.exceptions."
+                "EngineDeadError: EngineCore encountered an issue." % (
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""))
+            os._exit(1)
 
 
 def kv_lines(args, model_dir):
@@ -349,8 +373,9 @@ def main(argv):
             args.model, args.tensor_parallel_size, args.pipeline_parallel_size,
             args.decode_context_parallel_size, json.dumps(spec) if spec else None))
     if args.distributed_executor_backend == "ray" or world > 1:
-        views, excluded = place_ranks(world, timeout=int(os.environ.get(
+        views, excluded, ranks = place_ranks(world, timeout=int(os.environ.get(
             "DGXSPARK_STANDIN_RAY_TIMEOUT", "120")))
+        threading.Thread(target=watch_ranks, args=(ranks,), daemon=True).start()
         log("ray_non_carry_over_env_vars: %s" % ",".join(excluded))
         for view in views:
             log("rank %(rank)d on %(hostname)s (%(node_ip)s): VLLM_HOST_IP=%(VLLM_HOST_IP)s "
