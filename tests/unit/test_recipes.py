@@ -1,0 +1,224 @@
+"""The recipes' rendered vllm serve command lines and environments against the published ones.
+
+Every difference between what a recipe renders and what the published build ran must be
+listed below with its reason; a new difference (or an explanation that no longer applies)
+fails the test. Published sources (../shared/reference/spark-clusters.md section 6):
+GLM-5.2: m9e/blackwell-llm-docker recipes/4x-spark-cluster/glm52-b12x-spark (serve.sh,
+glm52-mtp1-dcp4-128k.env, launch-ray.sh); MiMo V2.5: tonyd2wild/MiMo-V2.5-Omni-3x-DGX-Spark-
+TP-3-MTP recipe WORKING-mimo-v25-tp3-omni-1mctx-6seq-mtp2-audio-20260620.yaml.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import yaml
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
+
+from conftest import ROOT
+
+GLM_PUBLISHED = r"""
+--model /models --tokenizer /models --served-model-name glm-5.2 --trust-remote-code
+--load-format auto --quantization modelopt_fp4 --distributed-executor-backend ray
+--tensor-parallel-size 4 --decode-context-parallel-size 4 --dcp-comm-backend ag_rs
+--dcp-kv-cache-interleave-size 1 --pipeline-parallel-size 1 --gpu-memory-utilization 0.915
+--max-model-len 131072 --max-num-seqs 1 --max-num-batched-tokens 1024 --generation-config vllm
+--hf-overrides '{"use_index_cache":true,"index_topk_pattern":"FFFSSS"}' --port 18089
+--host 0.0.0.0 --no-enable-log-requests --max-cudagraph-capture-size 4
+--kv-cache-memory-bytes 1810000000 --kv-cache-dtype fp8 --attention-backend B12X_MLA_SPARSE
+--moe-backend flashinfer_cutlass
+--speculative-config '{"model":"/models","method":"mtp","num_speculative_tokens":1,"moe_backend":"flashinfer_cutlass","draft_attention_backend":"B12X_MLA_SPARSE","draft_sample_method":"probabilistic"}'
+"""
+
+GLM_PUBLISHED_ENV = """
+RAY_memory_usage_threshold=0.99 RAY_memory_monitor_refresh_ms=0 CUDA_DEVICE_ORDER=PCI_BUS_ID
+CUDA_DEVICE_MAX_CONNECTIONS=32 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+SAFETENSORS_FAST_GPU=1 CUTE_DSL_ARCH=sm_121a VLLM_WORKER_MULTIPROC_METHOD=spawn
+VLLM_USE_FLASHINFER_SAMPLER=1 VLLM_DISABLE_TP_MQ_BROADCASTER=1 VLLM_ENABLE_PCIE_ALLREDUCE=0
+VLLM_HOST_IP=node HOST_IP=node VLLM_DCP_GLOBAL_TOPK=1 VLLM_DCP_SHARD_DRAFT=1
+VLLM_KZ_TRIM_AFTER_LOAD=1 RAY_DEDUP_LOGS=0
+"""
+
+MIMO_PUBLISHED = r"""
+--served-model-name MiMo-V2.5-NVFP4 --trust-remote-code --tensor-parallel-size 3
+--pipeline-parallel-size 1 --distributed-executor-backend ray --load-format instanttensor
+--hf-overrides '{"architectures":["MiMoV2OmniForCausalLM"]}'
+--limit-mm-per-prompt '{"image":4,"video":1,"audio":1}' --mm-encoder-tp-mode data
+--attention-backend triton_attn_diffkv --kv-cache-dtype fp8_e4m3 --gpu-memory-utilization 0.89
+--max-model-len 1000000 --max-num-batched-tokens 8192 --max-num-seqs 6 --block-size 32
+--enable-prefix-caching --enable-chunked-prefill
+--speculative-config '{"method":"mtp","num_speculative_tokens":2}' --no-async-scheduling
+--enable-auto-tool-choice --tool-call-parser mimo --reasoning-parser mimo --host 0.0.0.0
+--port 8000
+"""
+
+MIMO_PUBLISHED_ENV = """
+TORCH_CUDA_ARCH_LIST=12.1a PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+VLLM_MIMO_V2_TP3_VIRTUAL_HEADS=1 VLLM_NVFP4_GEMM_BACKEND=flashinfer-cutlass
+VLLM_USE_FLASHINFER_MOE_FP4=1 VLLM_FLASHINFER_MOE_BACKEND=throughput
+VLLM_USE_RAY_V2_EXECUTOR_BACKEND=0 VLLM_USE_RAY_COMPILED_DAG_OVERLAP_COMM=0
+VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 VLLM_HOST_IP=node
+"""
+
+# Flag -> why the recipe differs from the published command line.
+GLM_EXPLAINED = {
+    "--model": "vllm serve takes the model positionally: /models/glm-5.2-nvfp4 (the model "
+               "directory is mounted under its own name)",
+    "--tokenizer": "defaults to the model directory, as published",
+    "--host": "binds the head's inventory address (vllm_cluster_api_host), not 0.0.0.0",
+    "--port": "8000 (vllm_cluster_api_port) instead of the published 18089",
+    "--gpu-memory-utilization": "the KV pool is set by --kv-cache-memory-bytes alone (the "
+                                "published build used it for the same reason); GMU varied "
+                                "0.90-0.918 across the published files",
+    "--dcp-kv-cache-interleave-size": "spelled --cp-kv-cache-interleave-size in vLLM 0.33 "
+                                      "(same value 1)",
+    "--cp-kv-cache-interleave-size": "vLLM 0.33's name of --dcp-kv-cache-interleave-size",
+    "--hf-overrides": "use_index_cache and index_topk_pattern are options of the published "
+                      "fork's DSA index cache; upstream vLLM 0.33 has no such config fields",
+    "--attention-backend": "B12X_MLA_SPARSE exists only in the published fork; vLLM 0.33 picks "
+                           "its sparse-MLA backend itself",
+    "--speculative-config": "method and num_speculative_tokens as published; model defaults to "
+                            "the target; moe_backend, draft_attention_backend and "
+                            "draft_sample_method are fork-only keys",
+}
+
+MIMO_EXPLAINED = {
+    "--decode-context-parallel-size": "the plan states vLLM's default DCP 1 explicitly",
+    "--host": "binds the head's inventory address (vllm_cluster_api_host), not 0.0.0.0",
+    "--gpu-memory-utilization": "replaced by the explicit --kv-cache-memory-bytes 19521699840: "
+                                "the 52,956-block pool that GMU 0.89 gave the published run "
+                                "(3,127,938 tokens), so the plan engine can prove it",
+    "--kv-cache-memory-bytes": "see --gpu-memory-utilization",
+}
+
+GLM_ENV_EXPLAINED = {
+    "CUTE_DSL_ARCH": "B12X (CuTe DSL) kernels of the published fork only",
+    "VLLM_DCP_GLOBAL_TOPK": "fork-only DCP knob",
+    "VLLM_DCP_SHARD_DRAFT": "fork-only DCP knob; the draft-dcp-inherit patch gives the draft "
+                            "the target's DCP",
+    "VLLM_KZ_TRIM_AFTER_LOAD": "image hook of the published build (malloc_trim after load)",
+    "HOST_IP": "read only by the published launch scripts",
+}
+
+
+def flags(text):
+    """Parse a command line into {flag: value} (True for a bare flag)."""
+    words = shlex.split(text)
+    out, i = {}, 0
+    while i < len(words):
+        word = words[i]
+        if word.startswith("--"):
+            if i + 1 < len(words) and not words[i + 1].startswith("--"):
+                out[word] = words[i + 1]
+                i += 2
+                continue
+            out[word] = True
+        i += 1
+    return out
+
+
+def env_pairs(text):
+    return dict(pair.split("=", 1) for pair in text.split())
+
+
+def load(recipe):
+    return yaml.safe_load((ROOT / "recipes/vars" / ("%s.yml" % recipe)).read_text())
+
+
+def rendered(recipe):
+    data = load(recipe)
+    args = {"distributed_executor_backend": "ray"}
+    args.update(cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"]))
+    model = "/models/" + data["recipe_model_dir"].rsplit("/", 1)[1]
+    argv = cluster.serve_argv(model, args, data["recipe_served_model_name"], "10.99.0.11", 8000)
+    return argv, flags(cluster.shell_line(argv[3:]))
+
+
+def same(a, b):
+    if a == b:
+        return True
+    try:
+        return json.loads(a) == json.loads(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def differences(ours, published):
+    return {flag for flag in set(ours) | set(published)
+            if flag not in ours or flag not in published or not same(ours[flag], published[flag])}
+
+
+@pytest.mark.parametrize("recipe, published, explained", [
+    ("glm52", GLM_PUBLISHED, GLM_EXPLAINED),
+    ("mimo_v25", MIMO_PUBLISHED, MIMO_EXPLAINED),
+])
+def test_serve_command_matches_the_published_one_or_says_why(recipe, published, explained):
+    argv, ours = rendered(recipe)
+    assert argv[:3] == ["vllm", "serve", "/models/" + load(recipe)["recipe_model_dir"].rsplit(
+        "/", 1)[1]]
+    diff = differences(ours, flags(published))
+    assert diff == set(explained), (
+        "unexplained: %s; explained but equal: %s" % (sorted(diff - set(explained)),
+                                                      sorted(set(explained) - diff)))
+
+
+def test_glm_speculative_config_keeps_the_published_method_and_tokens():
+    _, ours = rendered("glm52")
+    spec = json.loads(ours["--speculative-config"])
+    published = json.loads(flags(GLM_PUBLISHED)["--speculative-config"])
+    assert {k: published[k] for k in ("method", "num_speculative_tokens")} == spec
+
+
+@pytest.mark.parametrize("recipe, published, explained", [
+    ("glm52", GLM_PUBLISHED_ENV, GLM_ENV_EXPLAINED),
+    ("mimo_v25", MIMO_PUBLISHED_ENV, {}),
+])
+def test_environment_matches_the_published_one_or_says_why(recipe, published, explained):
+    data = load(recipe)
+    defaults = yaml.safe_load((ROOT / "roles/vllm_cluster/defaults/main.yml").read_text())
+    # What a container gets: the node's fabric environment (VLLM_HOST_IP is per node), Ray's
+    # settings and the recipe's environment.
+    ours = {"VLLM_HOST_IP": "node"}
+    ours.update(defaults["vllm_cluster_ray_env"])
+    ours.update(data["recipe_env"])
+    published = env_pairs(published)
+    missing = {k for k in published if k not in ours}
+    assert missing == set(explained), "unexplained missing: %s" % sorted(missing - set(explained))
+    for key in set(published) & set(ours):
+        assert ours[key] == published[key], key
+
+
+@pytest.mark.parametrize("recipe", ["glm52", "mimo_v25", "site"])
+def test_recipe_plan_passes_preflight_as_published(recipe):
+    data = load(recipe)
+    result = engine.evaluate(dict(data["recipe_plan"], model_config=str(
+        ROOT / data["recipe_model_profile"])))
+    assert result["satisfiable"], result["violations"]
+
+
+@pytest.mark.parametrize("recipe, change, rule", [
+    ("glm52", {"speculative_config": {"method": "mtp", "num_speculative_tokens": 4},
+               "max_cudagraph_capture_size": 5, "decode_context_parallel_size": 1},
+     "cudagraph_no_valid_sizes"),
+    ("glm52", {"speculative_config": {"method": "mtp", "num_speculative_tokens": 3},
+               "vllm_patches": []}, "dcp_mtp_draft_inherit"),
+    ("glm52", {"tensor_parallel_size": 1, "pipeline_parallel_size": 3, "nodes": 3,
+               "decode_context_parallel_size": 1}, "pp_mtp"),
+    ("mimo_v25", {"virtual_heads": False}, "attention_heads_tp"),
+])
+def test_known_bad_variants_fail_preflight(recipe, change, rule):
+    data = load(recipe)
+    plan = dict(data["recipe_plan"], model_config=str(ROOT / data["recipe_model_profile"]))
+    plan.update(change)
+    result = engine.evaluate(plan)
+    assert not result["satisfiable"]
+    assert rule in {v["rule"] for v in result["violations"]}, result["violations"]
+
+
+def test_site_serve_args_are_consistent_with_its_plan():
+    for recipe in ("glm52", "mimo_v25", "site"):
+        data = load(recipe)
+        cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"])
