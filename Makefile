@@ -2,12 +2,12 @@
 .PHONY: run test lint unit bench report help
 
 help:
-	@echo "make run    - the main job (preflight report of the bundled recipes)"
+	@echo "make run    - the main job: simulated lab (or DGXSPARK_INVENTORY) + site.yml end to end"
 	@echo "make test   - every test: unit, integration, lint"
 	@echo "make bench  - preflight speed benchmark"
 
 run:
-	@scripts/run.sh
+	@scripts/run.sh $(ARGS)
 
 test:
 	@scripts/test.sh

@@ -214,8 +214,14 @@ def start(module, node, paths, actions):
 
 def wait_booted(module, node, paths, deadline):
     state = "unknown"
+    # Right after Popen the child may not have exec'd systemd-nspawn yet (its cmdline is still
+    # Python's): only a node that stays gone for a few seconds has exited.
+    grace = time.time() + 5
     while time.time() < deadline:
         pid = nspawn_pid(paths)
+        if pid is None and time.time() < grace:
+            time.sleep(0.2)
+            continue
         if pid is None:
             module.fail_json(msg="node %s exited while booting; see %s" % (node["name"],
                                                                          paths["log"]))
@@ -228,6 +234,9 @@ def wait_booted(module, node, paths, deadline):
         time.sleep(0.5)
     module.fail_json(msg="node %s did not finish booting in %ds (systemd: %s); see %s" % (
         node["name"], module.params["timeout"], state, paths["log"]))
+
+
+PROPAGATE_DIR = "/run/systemd/nspawn/propagate"
 
 
 def stop(module, node, paths, actions):
@@ -250,6 +259,11 @@ def stop(module, node, paths, actions):
                 module.fail_json(msg="cannot unmount %s: %s" % (paths["merged"], err))
     if os.path.exists(paths["pid"]) and not module.check_mode:
         os.remove(paths["pid"])
+    # nspawn leaves its mount-propagation directory behind and refuses to start again while it
+    # exists when /run is not a tmpfs (a host without systemd): remove it once the node is down.
+    propagate = os.path.join(PROPAGATE_DIR, node["name"])
+    if os.path.isdir(propagate) and not module.check_mode:
+        shutil.rmtree(propagate, ignore_errors=True)
 
 
 def main():
