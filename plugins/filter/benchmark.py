@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""The decode memory-bandwidth estimate (logic in module_utils/benchmark.py)."""
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils import benchmark
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.model import parse_model
+
+
+def decode_bytes_per_token(model_config, tensor_parallel_size=1):
+    try:
+        return benchmark.weight_bytes_per_token(parse_model(model_config),
+                                                int(tensor_parallel_size))
+    except (OSError, ValueError) as exc:  # the plan engine's input errors are ValueErrors
+        raise AnsibleFilterError("decode_bytes_per_token: %s" % exc)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"decode_bytes_per_token": decode_bytes_per_token}
