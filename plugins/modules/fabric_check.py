@@ -17,11 +17,15 @@ description:
   - Fails when any link fails (unless O(fail_on_problems=false)); changes nothing.
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
   platform:
     platforms: posix
 options:

@@ -21,11 +21,15 @@ description:
   - Runs on the controller; changes nothing.
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
   platform:
     platforms: posix
 options:

@@ -25,11 +25,15 @@ description:
     the MAC it reads comes from a fresh ARP answer; runs the same in check mode.
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
   platform:
     platforms: linux
 options:

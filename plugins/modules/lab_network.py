@@ -20,11 +20,15 @@ description:
     O(nodes), and nothing else. Stop the lab's nodes first (M(dgxspark.cluster.lab_nodes)).
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
   platform:
     platforms: linux
 options:

@@ -21,11 +21,15 @@ description:
     their overlay directories.
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  idempotent:
+    support: full
   platform:
     platforms: linux
 options:

@@ -30,6 +30,8 @@ description:
   - Runs on the controller and changes nothing.
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full

@@ -21,6 +21,8 @@ description:
   - Changes nothing. In check mode it sends nothing and says so.
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full

@@ -26,6 +26,8 @@ description:
   - Option names are vLLM's own engine-argument names.
 author:
   - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full

@@ -17,16 +17,10 @@ import yaml
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
 
+from oracle_env import MARKS, ORACLE, SCRIPT
 from conftest import ROOT
 
-ORACLE = os.environ.get("DGXSPARK_VLLM_ORACLE")
-SCRIPT = os.environ.get("DGXSPARK_VLLM_ORACLE_SCRIPT")
-
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(not (ORACLE and SCRIPT), reason="set DGXSPARK_VLLM_ORACLE and "
-                       "DGXSPARK_VLLM_ORACLE_SCRIPT to run the vLLM differential tests"),
-]
+pytestmark = MARKS
 
 PARSE = r"""
 import argparse, json, sys

@@ -26,16 +26,10 @@ import pytest
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
 
+from oracle_env import MARKS, ORACLE, SCRIPT
 from conftest import GQA, MLA
 
-ORACLE = os.environ.get("DGXSPARK_VLLM_ORACLE")
-SCRIPT = os.environ.get("DGXSPARK_VLLM_ORACLE_SCRIPT")
-
-pytestmark = [
-    pytest.mark.oracle,
-    pytest.mark.skipif(not (ORACLE and SCRIPT), reason="set DGXSPARK_VLLM_ORACLE and "
-                       "DGXSPARK_VLLM_ORACLE_SCRIPT to run the vLLM differential tests"),
-]
+pytestmark = MARKS
 
 # Rules whose checks vLLM runs inside create_engine_config() (the oracle's verdict).
 CONFIG_STAGE = {"attention_heads_tp", "dcp_divides_tp", "dcp_gqa_kv_heads", "draft_tp",

@@ -63,6 +63,22 @@ _KV_DTYPES_2026H1 = [
     "auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla", "nvfp4",
 ]
 
+# What the two published 2026H1 builds (forks on Model Runner V1) have in common.
+_PUBLISHED_2026H1 = {
+    "model_runner": "v1",
+    "draft_inherits_dcp": False,
+    "pp_with_mtp": False,
+    "cudagraph_sizes": "legacy",
+    "cudagraph_ceiling": 512,
+    "sequence_parallelism": True,
+    "moe_kernel_alignment": 128,
+    "builtin_patches": [],
+    "kv_cache_dtypes": _KV_DTYPES_2026H1,
+    "sparse_mla_kv_dtypes": None,
+    "fp8_moe_block_refine": False,
+    "async_scheduling_default": True,
+}
+
 BUILD_PROFILES = {
     "vllm-0.33": {
         "description": "Upstream vLLM 0.33.0 (the default when nothing else is known).",
@@ -82,6 +98,7 @@ BUILD_PROFILES = {
         "async_scheduling_default": True,
     },
     "glm52-b12x-eldritch": {
+        **_PUBLISHED_2026H1,
         "description": (
             "The GLM-5.2 NVFP4 4-node build published by m9e/blackwell-llm-docker: "
             "local-inference-lab/vllm fork codex/eldritch-final-20260626@fcc6141 with B12X, "
@@ -90,38 +107,15 @@ BUILD_PROFILES = {
         ),
         "vllm_version": "0.2x fork (eldritch-final-20260626@fcc6141)",
         "source": "m9e/blackwell-llm-docker recipes/4x-spark-cluster/glm52-b12x-spark",
-        "model_runner": "v1",
-        "draft_inherits_dcp": False,
-        "pp_with_mtp": False,
-        "cudagraph_sizes": "legacy",
-        "cudagraph_ceiling": 512,
-        "sequence_parallelism": True,
-        "moe_kernel_alignment": 128,
-        "builtin_patches": [],
-        "kv_cache_dtypes": _KV_DTYPES_2026H1,
-        "sparse_mla_kv_dtypes": None,
-        "fp8_moe_block_refine": False,
-        "async_scheduling_default": True,
     },
     "mimo-v25-tp3": {
+        **_PUBLISHED_2026H1,
         "description": (
             "The MiMo V2.5 NVFP4 3-node build published by tonyd2wild: vLLM "
             "0.21.1rc1.dev85+gd87ee1893 with runtime mods. Model Runner V1; no PP with MTP."
         ),
         "vllm_version": "0.21.1rc1.dev85+gd87ee1893",
         "source": "tonyd2wild/MiMo-V2.5-Omni-3x-DGX-Spark-TP-3-MTP, recipe/ and mods/",
-        "model_runner": "v1",
-        "draft_inherits_dcp": False,
-        "pp_with_mtp": False,
-        "cudagraph_sizes": "legacy",
-        "cudagraph_ceiling": 512,
-        "sequence_parallelism": True,
-        "moe_kernel_alignment": 128,
-        "builtin_patches": [],
-        "kv_cache_dtypes": _KV_DTYPES_2026H1,
-        "sparse_mla_kv_dtypes": None,
-        "fp8_moe_block_refine": False,
-        "async_scheduling_default": True,
     },
 }
 
