@@ -568,7 +568,8 @@ def _sparse_mla(ctx):
         return
     allowed = ctx.build.sparse_mla_kv_dtypes
     dtype = ctx.req.kv_cache_dtype
-    if allowed is not None and dtype not in allowed:
+    # an unknown dtype is the kv_cache_dtype rule's finding; do not repeat it here
+    if allowed is not None and dtype not in allowed and dtype in ctx.build.kv_cache_dtypes:
         yield _error(
             "kv_cache_dtype %s: build %s has no sparse-MLA attention backend for it on a GB10 "
             "(FLASHINFER_MLA_SPARSE_SM120 requires the packed fp8_ds_mla KV cache layout)"
