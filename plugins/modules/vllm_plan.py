@@ -125,7 +125,8 @@ options:
   vllm_build:
     description:
       - The vLLM build the plan will run on. Either the name of a shipped build profile
-        (C(vllm-0.33), the default; C(glm52-b12x-eldritch); C(mimo-v25-tp3)) or a dict of
+        (C(vllm-0.33), the default; C(vllm-0.32-cpu), the lab's CPU engine;
+        C(glm52-b12x-eldritch); C(mimo-v25-tp3)) or a dict of
         capabilities with at least C(model_runner) (C(v1) or C(v2)), C(draft_inherits_dcp) and
         C(pp_with_mtp); other capabilities default from C(base) (a profile name, default
         C(vllm-0.33)).
@@ -154,6 +155,20 @@ options:
         except Model Runner V1 with pipeline parallelism). It bounds how many tokens a
         sliding-window layer keeps per request (two batches in flight instead of one).
     type: bool
+  dtype:
+    description:
+      - vLLM C(--dtype) of the weights and activations. C(auto) takes the checkpoint's dtype
+        (a float32 checkpoint is downcast to 16 bit); the C(auto) KV-cache dtype follows it.
+    type: str
+    choices: [auto, half, float16, bfloat16, float, float32]
+    default: auto
+  distributed_executor_backend:
+    description:
+      - vLLM C(--distributed-executor-backend). C(mp) (vLLM's own multi-node launch, one
+        C(vllm serve) per node) must split TP x PP evenly over the nodes; C(ray) needs a
+        platform that runs Ray (vLLM's CPU build does not). Unset means vLLM's choice.
+    type: str
+    choices: [mp, ray, uni, external_launcher]
   suggest:
     description:
       - Also return RV(suggestions), every satisfiable (TP, PP, DCP, MTP tokens, capture cap)
@@ -341,7 +356,7 @@ PLAN_OPTIONS = (
     "max_num_batched_tokens", "max_model_len", "kv_cache_dtype", "kv_cache_memory_bytes",
     "block_size", "virtual_heads", "vllm_patches", "nodes", "gpus_per_node", "vllm_build",
     "enforce_eager", "enable_chunked_prefill", "sequence_parallelism",
-    "allow_long_max_model_len", "async_scheduling",
+    "allow_long_max_model_len", "async_scheduling", "dtype", "distributed_executor_backend",
 )
 
 
@@ -372,6 +387,10 @@ def main():
             sequence_parallelism=dict(type="bool", default=False),
             allow_long_max_model_len=dict(type="bool", default=False),
             async_scheduling=dict(type="bool"),
+            dtype=dict(type="str", default="auto",
+                       choices=["auto", "half", "float16", "bfloat16", "float", "float32"]),
+            distributed_executor_backend=dict(type="str",
+                                              choices=["mp", "ray", "uni", "external_launcher"]),
             suggest=dict(type="bool", default=False),
             fail_on_violations=dict(type="bool", default=True),
         ),

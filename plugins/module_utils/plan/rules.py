@@ -86,6 +86,42 @@ def _world_size(ctx):
             "use tensor_parallel_size x pipeline_parallel_size = %d to use every node" % have)
 
 
+@rule("executor_platform", "The platform runs the chosen distributed executor",
+      "vllm/platforms/cpu.py CpuPlatform.check_and_update_config (the CPU platform refuses "
+      "Ray); vllm/config/parallel.py DistributedExecutorBackend")
+def _executor(ctx):
+    backend = ctx.req.distributed_executor_backend
+    if backend and backend in ("mp", "ray") and backend not in ctx.build.executors:
+        yield _error(
+            "distributed_executor_backend %s: build %s (platform %s) does not run it (vLLM: "
+            "current platform %s does not support %s.)" % (backend, ctx.build.name,
+                                                           ctx.build.platform,
+                                                           ctx.build.platform, backend),
+            "use distributed_executor_backend: %s" % " or ".join(ctx.build.executors))
+
+
+@rule("mp_multi_node", "vLLM's multi-node mp launch splits the ranks evenly over the nodes",
+      "vllm/v1/executor/multiproc_executor.py MultiprocExecutor._get_parallel_sizes (world "
+      "size divisible by nnodes); vllm/config/parallel.py local_world_size")
+def _mp_nodes(ctx):
+    if ctx.req.distributed_executor_backend != "mp" or ctx.nodes < 2:
+        return
+    world = ctx.tp * ctx.pp
+    if world % ctx.nodes:
+        yield _error(
+            "global world_size (%d = tensor_parallel_size %d x pipeline_parallel_size %d) must "
+            "be divisible by nnodes (%d): the mp launch starts world_size / nnodes ranks on "
+            "every node" % (world, ctx.tp, ctx.pp, ctx.nodes),
+            "use tensor_parallel_size x pipeline_parallel_size = %d (one rank per Spark), or "
+            "set nodes to a divisor of %d" % (ctx.nodes * ctx.gpus_per_node, world))
+    elif world // ctx.nodes > ctx.gpus_per_node:
+        yield _error(
+            "the mp launch puts %d ranks on each of the %d nodes, but a node has "
+            "gpus_per_node %d" % (world // ctx.nodes, ctx.nodes, ctx.gpus_per_node),
+            "lower tensor_parallel_size x pipeline_parallel_size to %d"
+            % (ctx.nodes * ctx.gpus_per_node))
+
+
 # --- tensor parallelism ----------------------------------------------------------------
 
 @rule("attention_heads_tp", "Attention (query) heads divide over TP",
@@ -557,6 +593,36 @@ def _kv_dtype(ctx):
         yield _error(
             "nvfp4 KV cache is not supported with MLA (Multi-head Latent Attention) backends.",
             "use kv_cache_dtype: fp8 (or auto) for this MLA model")
+
+
+@rule("attention_head_size", "The attention backend supports the model's head size",
+      "vllm/v1/attention/backends/cpu_attn.py CPUAttentionBackend.get_supported_head_sizes "
+      "(build capability head_sizes)")
+def _head_size(ctx):
+    allowed = ctx.build.head_sizes
+    if allowed is None or ctx.model.use_mla:
+        return
+    for entry in ctx.model.attention:
+        if entry.head_dim not in allowed:
+            yield _error(
+                "head_dim %d of the %s layers: build %s's attention backend supports only %s "
+                "(vLLM: Unsupported CPU attention configuration: head_dim=%d)"
+                % (entry.head_dim, entry.name, ctx.build.name,
+                   ", ".join(str(i) for i in allowed), entry.head_dim),
+                "use a model whose head_dim is one of %s" % ", ".join(str(i) for i in allowed))
+
+
+@rule("block_size_backend", "block_size is a multiple of the attention kernel's block",
+      "vllm/v1/attention/backends/cpu_attn.py get_supported_kernel_block_sizes (MultipleOf(32); "
+      "build capability block_size_multiple)")
+def _block_multiple(ctx):
+    multiple = ctx.build.block_size_multiple
+    if multiple > 1 and ctx.block_size % multiple:
+        yield _error(
+            "block_size %d: build %s's attention kernels need a multiple of %d"
+            % (ctx.block_size, ctx.build.name, multiple),
+            "drop block_size (vLLM picks %d) or use a multiple of %d"
+            % (ctx.build.default_block_size, multiple))
 
 
 @rule("sparse_mla_backend", "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
