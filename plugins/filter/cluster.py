@@ -9,10 +9,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
 
 
-def vllm_serve_argv(engine_args, model, served_model_name=None, host=None, port=None):
+def vllm_serve_argv(engine_args, model, served_model_name=None, host=None, port=None,
+                    nnodes=1, node_rank=0, master_addr=None, master_port=29501):
     try:
-        return cluster.serve_argv(model, engine_args, served_model_name, host, port)
-    except ValueError as exc:
+        launch = None
+        if int(nnodes) > 1:
+            launch = cluster.multi_node(nnodes, node_rank, master_addr, master_port)
+        return cluster.serve_argv(model, engine_args, served_model_name, host, port, launch)
+    except (TypeError, ValueError) as exc:
         raise AnsibleFilterError("vllm_cluster_engine_args: %s" % exc)
 
 

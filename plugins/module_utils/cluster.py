@@ -6,7 +6,9 @@
 * ``serve_argv``: ``vllm serve`` and its engine arguments from a dict of vLLM's own argument
   names (``tensor_parallel_size: 4`` -> ``--tensor-parallel-size 4``; ``true`` -> the flag,
   ``false`` -> ``--no-<flag>``; dicts as JSON, as vLLM's ``--speculative-config`` takes them;
-  lists as separate values, as ``--cudagraph-capture-sizes 1 2 4`` takes them).
+  lists as separate values, as ``--cudagraph-capture-sizes 1 2 4`` takes them). With
+  ``multi_node`` it is one node's part of vLLM's Ray-free multi-node launch (``--nnodes``,
+  ``--node-rank``, ``--master-addr``, ``--master-port``; the other nodes ``--headless``).
 * ``ray_argv``: ``ray start`` for the head or a worker (object store capped, dashboard, log
   monitor and usage stats off, the node IP pinned to the fabric).
 * ``docker_argv``: ``docker run`` for one container (host network and IPC, the env files, the
@@ -55,19 +57,49 @@ def flag(name):
     return "--" + name.replace("_", "-")
 
 
-def serve_argv(model, engine_args, served_model_name=None, host=None, port=None):
-    """``vllm serve MODEL --flags...`` from vLLM engine arguments (None values are dropped)."""
+# vllm serve arguments the role sets itself (the API address, the multi-node launch).
+ROLE_ARGS = frozenset(["model", "served_model_name", "host", "port", "nnodes", "node_rank",
+                       "master_addr", "master_port", "headless"])
+
+
+def multi_node(nnodes, node_rank, master_addr, master_port):
+    """One node's part of vLLM's Ray-free multi-node launch, checked."""
+    nnodes, node_rank, master_port = int(nnodes), int(node_rank), int(master_port)
+    if nnodes < 1 or not 0 <= node_rank < nnodes:
+        raise ValueError("node rank %d is not within 0..%d" % (node_rank, nnodes - 1))
+    if not master_addr:
+        raise ValueError("the multi-node launch needs the head's address (master_addr)")
+    if not 0 < master_port < 65536:
+        raise ValueError("master port %d is not a TCP port" % master_port)
+    return {"nnodes": nnodes, "node_rank": node_rank, "master_addr": str(master_addr),
+            "master_port": master_port}
+
+
+def serve_argv(model, engine_args, served_model_name=None, host=None, port=None,
+               multi_node=None):
+    """``vllm serve MODEL --flags...`` from vLLM engine arguments (None values are dropped).
+
+    ``multi_node`` (``multi_node()``'s dict) makes it one node of vLLM's Ray-free multi-node
+    launch: node rank 0 serves the API, the other ranks run ``--headless`` (no API address).
+    """
     argv = ["vllm", "serve", str(model)]
-    if served_model_name:
+    headless = bool(multi_node) and multi_node["node_rank"] > 0
+    if served_model_name and not headless:
         argv += ["--served-model-name", str(served_model_name)]
-    if host:
+    if host and not headless:
         argv += ["--host", str(host)]
-    if port:
+    if port and not headless:
         argv += ["--port", str(port)]
+    if multi_node and multi_node["nnodes"] > 1:
+        argv += ["--nnodes", str(multi_node["nnodes"]), "--node-rank",
+                 str(multi_node["node_rank"]), "--master-addr", multi_node["master_addr"],
+                 "--master-port", str(multi_node["master_port"])]
+        if headless:
+            argv.append("--headless")
     for name, value in (engine_args or {}).items():
         if value is None:
             continue
-        if name in ("model", "served_model_name", "host", "port"):
+        if name in ROLE_ARGS:
             raise ValueError("engine argument %r is set by the role; drop it from the engine "
                              "arguments" % name)
         if isinstance(value, bool):

@@ -12,7 +12,9 @@ version_added: "0.1.0"
 description:
   - Each node is a systemd-nspawn container with systemd as PID 1, booted in the node's network
     namespace (made by M(dgxspark.cluster.lab_network)) on an overlay of a cached Debian root
-    file system, so nodes start in seconds and share the read-only base.
+    file system, so nodes start in seconds and share the read-only base. Each node's
+    C(/var/lib/docker) is a directory of the host (next to its overlay) bound into the node, so
+    the node's Docker can use the overlay2 storage driver.
   - Writes each node's identity into its overlay (hostname, machine id, root's authorized key,
     the management address of C(enP7s7)), starts the nodes that are not running, and waits until
     systemd inside reports C(running) or C(degraded) and sshd is active.
@@ -105,6 +107,7 @@ def node_paths(lab_dir, name):
     base = os.path.join(lab_dir, "nodes", name)
     return {"base": base, "upper": os.path.join(base, "upper"),
             "work": os.path.join(base, "work"), "merged": os.path.join(base, "merged"),
+            "docker": os.path.join(base, "docker"),
             "pid": os.path.join(base, "nspawn.pid"), "log": os.path.join(base, "console.log")}
 
 
@@ -170,7 +173,7 @@ def identity_files(node, params):
 
 
 def prepare(module, node, paths, actions):
-    for key in ("upper", "work", "merged"):
+    for key in ("upper", "work", "merged", "docker"):
         if not os.path.isdir(paths[key]):
             actions.append("mkdir %s" % paths[key])
             if not module.check_mode:
@@ -208,7 +211,10 @@ def start(module, node, paths, actions):
     args = ["systemd-nspawn", "-D", os.path.realpath(paths["merged"]), "--boot",
             "--network-namespace-path=/run/netns/%s" % node["netns"], "--register=no",
             "--keep-unit", "-M", node["name"], "--console=passive", "--capability=all",
-            "--system-call-filter=@keyring @mount @system-service", "--bind=/sys/fs/cgroup"]
+            "--system-call-filter=@keyring @mount @system-service", "--bind=/sys/fs/cgroup",
+            # Docker's storage on the host's file system, so the nodes' Docker can use overlay2
+            # (an overlay cannot sit on the node's own overlay root; vfs copies every layer).
+            "--bind=%s:/var/lib/docker" % os.path.realpath(paths["docker"])]
     with open(paths["log"], "ab") as log, open(os.devnull) as devnull:
         proc = subprocess.Popen(args, stdin=devnull, stdout=log, stderr=log, env=env,
                                 start_new_session=True)

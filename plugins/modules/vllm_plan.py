@@ -169,6 +169,12 @@ options:
         platform that runs Ray (vLLM's CPU build does not). Unset means vLLM's choice.
     type: str
     choices: [mp, ray, uni, external_launcher]
+  plan:
+    description:
+      - The plan as one dict with the option names above (what a recipe's C(recipe_plan) holds);
+        its keys take precedence over the same options given one by one. A key that is not a
+        plan option fails, naming the key.
+    type: dict
   suggest:
     description:
       - Also return RV(suggestions), every satisfiable (TP, PP, DCP, MTP tokens, capture cap)
@@ -391,12 +397,14 @@ def main():
                        choices=["auto", "half", "float16", "bfloat16", "float", "float32"]),
             distributed_executor_backend=dict(type="str",
                                               choices=["mp", "ray", "uni", "external_launcher"]),
+            plan=dict(type="dict"),
             suggest=dict(type="bool", default=False),
             fail_on_violations=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     options = dict((name, module.params[name]) for name in PLAN_OPTIONS)
+    options.update(module.params["plan"] or {})
     try:
         result = evaluate(options)
         rows = suggest(options) if module.params["suggest"] else None

@@ -37,7 +37,8 @@ def test_serve_argv_spells_vllm_flags():
     assert not any("log-stats" in a or "max-num-batched" in a for a in rest)
 
 
-@pytest.mark.parametrize("name", ["model", "host", "port", "served_model_name"])
+@pytest.mark.parametrize("name", ["model", "host", "port", "served_model_name", "nnodes",
+                                  "node_rank", "master_addr", "master_port", "headless"])
 def test_serve_argv_refuses_role_owned_arguments(name):
     with pytest.raises(ValueError, match=name):
         cluster.serve_argv("/m", {name: "x"})
@@ -140,3 +141,37 @@ def test_engine_args_drop_plan_only_options_and_refuse_contradictions():
         cluster.engine_args(plan, {"tensor_parallel_size": 2})
     with pytest.raises(ValueError, match="plan option"):
         cluster.engine_args(plan, {"nodes": 3})
+
+
+def test_the_ray_free_launch_renders_the_head_and_headless_workers():
+    args = {"tensor_parallel_size": 3, "distributed_executor_backend": "mp"}
+    head = cluster.serve_argv("/models/tiny", args, "tiny", "10.99.0.11", 8000,
+                              cluster.multi_node(3, 0, "10.20.0.11", 29501))
+    assert head[:9] == ["vllm", "serve", "/models/tiny", "--served-model-name", "tiny",
+                        "--host", "10.99.0.11", "--port", "8000"]
+    assert head[9:17] == ["--nnodes", "3", "--node-rank", "0", "--master-addr", "10.20.0.11",
+                          "--master-port", "29501"]
+    assert "--headless" not in head
+    worker = cluster.serve_argv("/models/tiny", args, "tiny", "10.99.0.11", 8000,
+                                cluster.multi_node(3, 2, "10.20.0.11", 29501))
+    assert worker[:12] == ["vllm", "serve", "/models/tiny", "--nnodes", "3", "--node-rank", "2",
+                           "--master-addr", "10.20.0.11", "--master-port", "29501",
+                           "--headless"]
+    assert "--host" not in worker and "--port" not in worker
+    assert worker[-4:] == ["--tensor-parallel-size", "3", "--distributed-executor-backend", "mp"]
+
+
+def test_one_node_renders_no_launch_flags():
+    argv = cluster.serve_argv("/m", {}, None, None, None, cluster.multi_node(1, 0, "10.0.0.1", 1))
+    assert argv == ["vllm", "serve", "/m"]
+
+
+@pytest.mark.parametrize("nnodes, rank, addr, port, message", [
+    (3, 3, "10.0.0.1", 29501, "node rank 3 is not within 0..2"),
+    (3, -1, "10.0.0.1", 29501, "node rank -1 is not within 0..2"),
+    (3, 1, "", 29501, "needs the head's address"),
+    (3, 1, "10.0.0.1", 70000, "master port 70000 is not a TCP port"),
+])
+def test_a_wrong_launch_is_refused(nnodes, rank, addr, port, message):
+    with pytest.raises(ValueError, match=message):
+        cluster.multi_node(nnodes, rank, addr, port)

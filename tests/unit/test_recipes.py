@@ -63,8 +63,21 @@ VLLM_USE_RAY_V2_EXECUTOR_BACKEND=0 VLLM_USE_RAY_COMPILED_DAG_OVERLAP_COMM=0
 VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 VLLM_HOST_IP=node
 """
 
+# The head's part of vLLM's Ray-free multi-node launch, which the recipes run by default
+# (vllm_cluster_executor mp) where the published builds ran Ray.
+MP_EXPLAINED = {
+    "--distributed-executor-backend": "mp: vLLM's Ray-free multi-node launch, the collection's "
+                                      "default (README); the published builds ran Ray, which "
+                                      "a plan gets back with distributed_executor_backend: ray",
+    "--nnodes": "the mp launch: one vllm serve per node",
+    "--node-rank": "the mp launch: the head is node rank 0",
+    "--master-addr": "the mp launch: the head's fabric identity address",
+    "--master-port": "the mp launch: the head's rendezvous port (vllm_cluster_master_port)",
+}
+
 # Flag -> why the recipe differs from the published command line.
 GLM_EXPLAINED = {
+    **MP_EXPLAINED,
     "--model": "vllm serve takes the model positionally: /models/glm-5.2-nvfp4 (the model "
                "directory is mounted under its own name)",
     "--tokenizer": "defaults to the model directory, as published",
@@ -86,6 +99,7 @@ GLM_EXPLAINED = {
 }
 
 MIMO_EXPLAINED = {
+    **MP_EXPLAINED,
     "--decode-context-parallel-size": "the plan states vLLM's default DCP 1 explicitly",
     "--host": "binds the head's inventory address (vllm_cluster_api_host), not 0.0.0.0",
     "--gpu-memory-utilization": "replaced by the explicit --kv-cache-memory-bytes 19521699840: "
@@ -94,7 +108,15 @@ MIMO_EXPLAINED = {
     "--kv-cache-memory-bytes": "see --gpu-memory-utilization",
 }
 
+# Ray's own settings of the published Ray launches: the mp launch runs no Ray
+# (vllm_cluster_ray_env sets them when the executor is ray).
+RAY_ENV_EXPLAINED = {
+    "RAY_memory_monitor_refresh_ms": "no Ray in the mp launch",
+    "RAY_DEDUP_LOGS": "no Ray in the mp launch",
+}
+
 GLM_ENV_EXPLAINED = {
+    **RAY_ENV_EXPLAINED,
     "CUTE_DSL_ARCH": "B12X (CuTe DSL) kernels of the published fork only",
     "VLLM_DCP_GLOBAL_TOPK": "fork-only DCP knob",
     "VLLM_DCP_SHARD_DRAFT": "fork-only DCP knob; the draft-dcp-inherit patch gives the draft "
@@ -128,12 +150,22 @@ def load(recipe):
     return yaml.safe_load((ROOT / "recipes/vars" / ("%s.yml" % recipe)).read_text())
 
 
+def executor(data):
+    """The recipe's executor as site.yml takes it (playbooks/vars/site.yml: mp by default)."""
+    return data["recipe_plan"].get("distributed_executor_backend", "mp")
+
+
 def rendered(recipe):
+    """The head's vllm serve command line as the vllm_cluster role renders it."""
     data = load(recipe)
-    args = {"distributed_executor_backend": "ray"}
+    args = {"distributed_executor_backend": executor(data)}
     args.update(cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"]))
     model = "/models/" + data["recipe_model_dir"].rsplit("/", 1)[1]
-    argv = cluster.serve_argv(model, args, data["recipe_served_model_name"], "10.99.0.11", 8000)
+    launch = None
+    if executor(data) == "mp" and data["recipe_plan"]["nodes"] > 1:
+        launch = cluster.multi_node(data["recipe_plan"]["nodes"], 0, "10.20.0.11", 29501)
+    argv = cluster.serve_argv(model, args, data["recipe_served_model_name"], "10.99.0.11", 8000,
+                              launch)
     return argv, flags(cluster.shell_line(argv[3:]))
 
 
@@ -180,9 +212,10 @@ def test_environment_matches_the_published_one_or_says_why(recipe, published, ex
     data = load(recipe)
     defaults = yaml.safe_load((ROOT / "roles/vllm_cluster/defaults/main.yml").read_text())
     # What a container gets: the node's fabric environment (VLLM_HOST_IP is per node), Ray's
-    # settings and the recipe's environment.
+    # settings when the executor is Ray, and the recipe's environment.
     ours = {"VLLM_HOST_IP": "node"}
-    ours.update(defaults["vllm_cluster_ray_env"])
+    if executor(data) == "ray":
+        ours.update(defaults["vllm_cluster_ray_env"])
     ours.update(data["recipe_env"])
     published = env_pairs(published)
     missing = {k for k in published if k not in ours}

@@ -8,11 +8,12 @@ rm -rf "$tmp"
 mkdir -p "$(dirname "$dest")"
 debootstrap --variant=minbase --include="$packages" "$suite" "$tmp" "$mirror"
 
-# Docker inside an nspawn node: no iptables, no bridge, vfs storage (lab-feasibility.md).
+# Docker inside an nspawn node: no iptables, no bridge (lab-feasibility.md); overlay2 storage on
+# the host directory the lab binds to /var/lib/docker (lab_nodes), so image layers are shared.
 mkdir -p "$tmp/etc/docker"
 cat > "$tmp/etc/docker/daemon.json" <<'JSON'
 {"iptables": false, "ip6tables": false, "ip-forward": false, "ip-masq": false,
- "bridge": "none", "storage-driver": "vfs"}
+ "bridge": "none", "storage-driver": "overlay2"}
 JSON
 # Netplan renders for systemd-networkd; each node gets its own machine id at first boot.
 chroot "$tmp" systemctl enable systemd-networkd.service >/dev/null 2>&1

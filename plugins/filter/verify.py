@@ -1,0 +1,25 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""Filters of the verify role (every decision is in module_utils/findings/verify.py)."""
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils.findings import verify
+
+
+def verify_report(inputs):
+    if not isinstance(inputs, dict) or "url" not in inputs or "executor" not in inputs:
+        raise AnsibleFilterError("verify_report takes the dict of gathered facts the verify role "
+                                 "builds (url, served, executor, ...)")
+    return verify.report(inputs)
+
+
+def verify_worker_list(stdout):
+    return verify.worker_list(stdout)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"verify_report": verify_report, "verify_worker_list": verify_worker_list}

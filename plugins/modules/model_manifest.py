@@ -1,0 +1,99 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: model_manifest
+short_description: List a model directory's files with sizes and hashes, to prove every node has the same model
+version_added: "0.2.0"
+description:
+  - Walks a model directory on the node and returns its manifest - every file (relative path)
+    with its size and a SHA-256 - of the whole file for files up to O(hash_limit) bytes (the
+    config, the safetensors index, the tokenizer; every file of a small model), of the
+    safetensors header (the tensors' names, dtypes, shapes and offsets) for larger shards, or
+    of every whole file with O(full=true) (reads hundreds of GB on a real model).
+  - Compare the manifests of the nodes with the C(dgxspark.cluster.model_parity_findings)
+    filter. Read-only.
+author:
+  - dgxspark.cluster contributors
+extends_documentation_fragment:
+  - dgxspark.cluster.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+  platform:
+    platforms: posix
+options:
+  path:
+    description: The model directory.
+    type: path
+    required: true
+  hash_limit:
+    description: Files up to this many bytes are hashed whole.
+    type: int
+    default: 67108864
+  full:
+    description: Hash every file whole.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Read the model directory's manifest on every node
+  dgxspark.cluster.model_manifest:
+    path: /var/lib/dgxspark/models/glm-5.2-nvfp4
+  register: manifest
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the directory exists.
+  returned: always
+  type: bool
+manifest:
+  description:
+    - C(files) (relative path to C(size) and C(sha256) or C(header_sha256)), C(count),
+      C(total_bytes), C(hash_limit), C(full); empty when the directory does not exist.
+  returned: always
+  type: dict
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils.model_manifest import (
+    ManifestError, manifest)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            hash_limit=dict(type="int", default=67108864),
+            full=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    if module.params["hash_limit"] < 0:
+        module.fail_json(msg="hash_limit %d: give a number of bytes (0 or more)"
+                         % module.params["hash_limit"])
+    if not os.path.isdir(path):
+        module.exit_json(changed=False, exists=False, manifest={})
+    try:
+        result = manifest(path, module.params["hash_limit"], module.params["full"])
+    except (ManifestError, OSError) as exc:
+        module.fail_json(msg="cannot read the model directory %s: %s" % (path, exc))
+    module.exit_json(changed=False, exists=True, manifest=result)
+
+
+if __name__ == "__main__":
+    main()

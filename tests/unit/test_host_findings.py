@@ -1,0 +1,108 @@
+"""Checks of a node before a launch (plugins/module_utils/findings/hosts.py)."""
+from __future__ import annotations
+
+import json
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils.findings import hosts
+
+# `ip -j addr show` of a lab node (trimmed to the fields read).
+IP_JSON = json.dumps([
+    {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
+    {"ifname": "enP7s7", "addr_info": [{"family": "inet", "local": "10.99.0.12"}]},
+    {"ifname": "enp1s0f0np0", "addr_info": [{"family": "inet", "local": "10.20.2.12"},
+                                            {"family": "inet6", "local": "fe80::1"}]},
+    {"ifname": "enP2p1s0f1np1", "addr_info": [{"family": "inet", "local": "10.20.1.12"}]},
+    {"ifname": "enp1s0f1np1", "addr_info": []},
+])
+ENV = {"VLLM_HOST_IP": "10.20.2.12", "GLOO_SOCKET_IFNAME": "enp1s0f0np0",
+       "NCCL_SOCKET_IFNAME": "enp1s0f0np0"}
+
+
+def test_interfaces_that_carry_the_address_pass():
+    assert hosts.socket_interfaces("spark2", ENV, IP_JSON) == []
+    assert hosts.socket_interfaces("spark2", dict(ENV, NCCL_SOCKET_IFNAME="=enp1s0f0np0,^lo"),
+                                   IP_JSON) == []
+
+
+def test_an_interface_with_another_address_is_named_with_the_right_one():
+    found = hosts.socket_interfaces("spark2", dict(ENV, GLOO_SOCKET_IFNAME="enP2p1s0f1np1"),
+                                    IP_JSON)
+    assert len(found) == 1
+    assert found[0].startswith(
+        "spark2: GLOO_SOCKET_IFNAME=enP2p1s0f1np1 does not carry VLLM_HOST_IP 10.20.2.12 on spark2 "
+        "(it has 10.20.1.12)")
+    assert "Set GLOO_SOCKET_IFNAME to enp1s0f0np0" in found[0]
+
+
+def test_a_missing_interface_and_an_empty_one_are_named():
+    found = hosts.socket_interfaces("spark2", dict(ENV, GLOO_SOCKET_IFNAME="eth9",
+                                                   NCCL_SOCKET_IFNAME="enp1s0f1np1"), IP_JSON)
+    assert found[0].startswith("spark2: GLOO_SOCKET_IFNAME=eth9 does not exist on spark2")
+    assert "NCCL_SOCKET_IFNAME=enp1s0f1np1 does not carry VLLM_HOST_IP 10.20.2.12 on spark2 (it " \
+           "has no IPv4 address)" in found[1]
+
+
+def test_no_host_ip_and_unreadable_output_are_findings_not_tracebacks():
+    assert "VLLM_HOST_IP is not set" in hosts.socket_interfaces("spark2", {}, IP_JSON)[0]
+    assert "could not read its interfaces" in hosts.socket_interfaces("spark2", ENV, "oops")[0]
+
+
+def write_model(path, weights=b"\x00" * 64, extra=None):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text('{"model_type": "llama"}')
+    header = b'{"w":{"dtype":"F32","shape":[16],"data_offsets":[0,64]}}'
+    (path / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + weights)
+    for name, data in (extra or {}).items():
+        (path / name).write_bytes(data)
+
+
+def manifests(tmp_path, **kwargs):
+    from ansible_collections.dgxspark.cluster.plugins.module_utils import model_manifest
+    out = {}
+    for node in ("spark1", "spark2", "spark3"):
+        if (tmp_path / node).exists():
+            out[node] = {"exists": True,
+                         "manifest": model_manifest.manifest(str(tmp_path / node), **kwargs)}
+        else:
+            out[node] = {"exists": False, "manifest": {}}
+    return out
+
+
+NODES = ["spark1", "spark2", "spark3"]
+
+
+def test_identical_model_directories_pass(tmp_path):
+    for node in NODES:
+        write_model(tmp_path / node, extra={"tokenizer.json": b"{}"})
+    assert hosts.model_parity("/m", NODES, manifests(tmp_path)) == []
+
+
+def test_a_node_with_other_weights_of_the_same_size_is_named(tmp_path):
+    for node in NODES:
+        write_model(tmp_path / node)
+    write_model(tmp_path / "spark3", weights=b"\x01" + b"\x00" * 63)
+    found = hosts.model_parity("/m", NODES, manifests(tmp_path))
+    assert len(found) == 1
+    assert found[0].startswith("spark3: /m differs from the head's (spark1): model.safetensors has "
+                               "another content")
+    # Above the hash limit only the safetensors header is compared: same header, not seen.
+    assert hosts.model_parity("/m", NODES, manifests(tmp_path, hash_limit=10)) == []
+    assert len(hosts.model_parity("/m", NODES, manifests(tmp_path, hash_limit=10, full=True))) == 1
+
+
+def test_missing_extra_and_resized_files_and_a_missing_directory_are_named(tmp_path):
+    write_model(tmp_path / "spark1", extra={"tokenizer.json": b"{}"})
+    write_model(tmp_path / "spark2", weights=b"\x00" * 32, extra={"notes.txt": b"x"})
+    found = hosts.model_parity("/m", NODES, manifests(tmp_path))
+    assert found[0].startswith("spark3: no model directory /m")
+    assert "spark2: /m differs" in found[1]
+    assert "missing tokenizer.json" in found[1] and "extra notes.txt" in found[1]
+    assert "model.safetensors is 96 bytes (head: 128)" in found[1]
+
+
+def test_a_head_without_config_json_is_named(tmp_path):
+    for node in NODES:
+        (tmp_path / node).mkdir()
+        (tmp_path / node / "weights.bin").write_bytes(b"x")
+    assert hosts.model_parity("/m", NODES, manifests(tmp_path)) == [
+        "spark1: /m has no config.json: is it a Hugging Face model directory?"]
