@@ -480,16 +480,22 @@ def check_multi_step(scenario, t):
 
 
 def check_refusal(scenario, t):
-    if t.calls:
-        return FAIL, "called %s although no offered tool fits the request" % _names(t.calls)
-    if not t.final:
-        return FAIL, "no answer at all"
+    final = t.final
+    if not final:
+        return FAIL, ("called %s, then no answer" % _names(t.calls)) if t.calls else "no answer at all"
+    refuses = not missing_patterns(scenario.expect["answer"], final)
     forbidden = _forbidden(scenario, t)
+    if not refuses:
+        if t.calls:
+            return FAIL, "called %s although no offered tool fits the request" % _names(t.calls)
+        if forbidden:
+            return FAIL, "invented an answer: %s" % forbidden
+        return FAIL, "does not say it cannot: %s" % snip(final, 60)
+    if t.calls:
+        return PARTIAL, "said it cannot, but only after calling %s" % _names(t.calls)
     if forbidden:
-        return FAIL, "invented an answer: %s" % forbidden
-    if missing_patterns(scenario.expect["answer"], t.final):
-        return PARTIAL, "no tool call, but the answer does not say it cannot: %s" % snip(t.final, 60)
-    return PASS, "no tool call, and the answer says it cannot: %s" % snip(t.final, 60)
+        return PARTIAL, "says it cannot, yet %s" % forbidden
+    return PASS, "no tool call, and the answer says it cannot: %s" % snip(final, 60)
 
 
 def check_error_handling(scenario, t):

@@ -312,19 +312,19 @@ def gate(doc, minimums, baseline=None, baseline_path=None):
         return result
     parts = ["scores below the minimum: %s." % ", ".join(
         "%s %.1f < %g" % (b["score"], b["value"], b["minimum"]) for b in below)]
+    failing = _listing([(r["id"], "%s: %s" % (r["verdict"], r["reason"]))
+                        for r in doc["scenarios"] if r["verdict"] != PASS]) or "none"
     if baseline is None:
-        failing = [(r["id"], "%s: %s" % (r["verdict"], r["reason"])) for r in doc["scenarios"]
-                   if r["verdict"] != PASS]
         parts.append("No earlier run of %s to compare with; not passing now: %s." % (
-            doc["meta"]["model"], _listing(failing) or "none"))
+            doc["meta"]["model"], failing))
     elif regressed:
         parts.append("Regressed since the last saved run (%s, %s): %s." % (
             baseline_path, baseline["meta"].get("utc", "?"), _listing(
                 [(r["id"], "%s -> %s: %s" % (r["was"], r["now"], r["reason"]))
                  for r in regressed])))
     else:
-        parts.append("No scenario regressed since the last saved run (%s): it scored as low."
-                     % baseline_path)
+        parts.append("No scenario regressed since the last saved run (%s), which scored as low; "
+                     "not passing now: %s." % (baseline_path, failing))
     parts.append("Fix: read these scenarios' reasons (and transcripts with transcripts on); "
                  "lower the minimum scores only if the drop is accepted.")
     result["msg"] = " ".join(parts)
