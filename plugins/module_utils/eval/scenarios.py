@@ -359,7 +359,7 @@ def _scenario(path, raw, library):
         _fail(path, sid, "category", "is %r" % (category,), "use one of %s" % ", ".join(CATEGORIES))
     rules = _RULES[category]
     for field in ("prompt", "system", "description"):
-        value = raw.get(field, "-")
+        value = raw.get(field, None if field == "prompt" else "-")
         if not isinstance(value, str) or not value.strip():
             _fail(path, sid, field, "must be a non-empty text", "write it, or leave it out"
                   if field != "prompt" else "write the user's request")
