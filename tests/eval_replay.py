@@ -12,6 +12,7 @@ order; ``FakeOpenAI`` serves them over HTTP on 127.0.0.1 for the module and role
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import threading
@@ -27,13 +28,25 @@ ANSWERS = ROOT / "tests/fixtures/eval/answers"
 SHIPPED = ROOT / "roles/eval/files/scenarios"
 
 
-def load_answers():
-    """Every recorded case: [{file, scenario, verdict, reason, replies}]."""
+# A good model: one recorded PASS conversation for each of these shipped scenarios.
+GOOD_RUN = ["single-weather", "parallel-weather-three-cities", "multi-order-email",
+            "refusal-restaurant-booking", "error-transient-retry", "json-extract-contact",
+            "select-gpu-power", "followup-book-second"]
+
+
+@functools.lru_cache(maxsize=None)
+def _answers():
     cases = []
     for path in sorted(ANSWERS.glob("*.yml")):
         for case in yaml.safe_load(path.read_text()):
             cases.append(dict(case, file=path.name))
-    return cases
+    return tuple(cases)
+
+
+def load_answers():
+    """Every recorded case: [{file, scenario, verdict, reason, replies}] (read once; do not
+    change them)."""
+    return list(_answers())
 
 
 def _tokens(reply):
@@ -150,6 +163,7 @@ class FakeOpenAI(object):
         self.model = model
         self.api_key = api_key
         self.requests = []
+        self.gets = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -172,6 +186,7 @@ class FakeOpenAI(object):
                 return True
 
             def do_GET(self):
+                fake.gets.append(self.path)
                 if not self.authorized():
                     return
                 if self.path == "/v1/models":
@@ -219,3 +234,9 @@ def policy(conversations):
         turn = assistant_turns(request)
         return replies[turn] if turn < len(replies) else {"content": ""}
     return answer
+
+
+def recorded(sid, verdict):
+    """The replies of the first recorded case of ``sid`` with ``verdict``."""
+    return next(c for c in load_answers() if c["scenario"] == sid and c["verdict"] == verdict
+                and c["file"] != "transport.yml")["replies"]

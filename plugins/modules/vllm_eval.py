@@ -11,8 +11,8 @@ short_description: Tool-calling evaluation of an OpenAI-compatible endpoint (Qua
 version_added: "0.1.0"
 description:
   - Runs tool-calling scenarios against C(/v1/chat/completions) of a vLLM (or any
-    OpenAI-compatible) endpoint: multi-turn conversations with tool definitions and simulated tool
-    results, each checked deterministically to a verdict (PASS, PARTIAL or FAIL) with a reason.
+    OpenAI-compatible) endpoint, as multi-turn conversations with tool definitions and simulated
+    tool results, each checked deterministically to a verdict (PASS, PARTIAL or FAIL) with a reason.
   - Scenarios are data files (YAML or JSON) in O(scenario_dirs); they are validated before any
     request, and a malformed one fails naming the file, the scenario id and the field.
   - "Scores: Quality = points / max_points x 100 (PASS 2, PARTIAL 1, FAIL 0); Responsiveness =

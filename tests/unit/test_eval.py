@@ -15,7 +15,8 @@ from ansible_collections.dgxspark.cluster.plugins.module_utils.eval import (
 from ansible_collections.dgxspark.cluster.plugins.module_utils.eval.errors import (
     EndpointError, EvalInputError, ScenarioError)
 from conftest import ROOT
-from eval_replay import SHIPPED, ReplayTransport, load_answers, policy
+from eval_replay import GOOD_RUN as GOOD_IDS
+from eval_replay import SHIPPED, ReplayTransport, load_answers, policy, recorded
 
 CASES = load_answers()
 SET = scenarios.load([str(SHIPPED)])
@@ -408,11 +409,6 @@ def test_empty_run_scores_zero_without_dividing_by_zero():
 
 # --- The JSON documents and the table -----------------------------------------------------------
 
-def recorded(sid, verdict):
-    return next(c for c in CASES if c["scenario"] == sid and c["verdict"] == verdict
-                and c["file"] != "transport.yml")["replies"]
-
-
 def document(verdicts, lab=False, model="m", utc="2026-12-01T10:00:00Z"):
     """A run of the scenarios named in ``verdicts``, each answered by a recorded case of that
     verdict: (its JSON document, the client, the scenarios)."""
@@ -428,10 +424,7 @@ def document(verdicts, lab=False, model="m", utc="2026-12-01T10:00:00Z"):
     return report.document(outcomes, meta), chat, picked
 
 
-GOOD_RUN = {"single-weather": "PASS", "parallel-weather-three-cities": "PASS",
-            "multi-order-email": "PASS", "refusal-restaurant-booking": "PASS",
-            "error-transient-retry": "PASS", "json-extract-contact": "PASS",
-            "select-gpu-power": "PASS", "followup-book-second": "PASS"}
+GOOD_RUN = {sid: "PASS" for sid in GOOD_IDS}
 
 
 def test_document_fields_map_onto_the_published_format():
