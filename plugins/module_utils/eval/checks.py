@@ -390,24 +390,35 @@ def _names(calls):
 
 # --- One checker per category ------------------------------------------------------------------
 
-def check_single_call(scenario, t):
+def _one_call(scenario, t, words):
+    """single_call and tool_selection: one expected call, no other tool, an answer that fits.
+    ``words`` phrases each outcome ({tool}, {called}, {problems}, {call}, {problem}, {tools})."""
     expected = scenario.expect["calls"][0]
+    tool = expected["tool"]
     if not t.calls:
         return FAIL, _no_call(t)
-    right = [c for c in t.calls if c.name == expected["tool"]]
+    right = [c for c in t.calls if c.name == tool]
     if not right:
-        return FAIL, "called %s instead of %s" % (_names(t.calls), expected["tool"])
+        return FAIL, words["wrong"].format(called=_names(t.calls), tool=tool)
     ((_, call, problems),) = match_calls([expected], right)
     if call is None:
-        return PARTIAL, "%s called with wrong arguments: %s" % (expected["tool"],
-                                                                 "; ".join(problems[:2]))
-    others = [c for c in t.calls if c.name != expected["tool"]]
+        return PARTIAL, words["args"].format(tool=tool, problems="; ".join(problems[:2]))
+    others = [c for c in t.calls if c.name != tool]
     if others:
-        return PARTIAL, "also called %s, which the request does not need" % _names(others)
+        return PARTIAL, words["others"].format(tool=tool, called=_names(others))
     problem = _answer_problem(scenario, t) or _forbidden(scenario, t)
     if problem:
-        return PARTIAL, "%s right, but %s" % (call.describe(), problem)
-    return PASS, "%s, and the answer has the expected facts" % call.describe()
+        return PARTIAL, words["answer"].format(call=call.describe(), tool=tool, problem=problem)
+    return PASS, words["pass"].format(call=call.describe(), tools=len(scenario.tools))
+
+
+def check_single_call(scenario, t):
+    return _one_call(scenario, t, {
+        "wrong": "called {called} instead of {tool}",
+        "args": "{tool} called with wrong arguments: {problems}",
+        "others": "also called {called}, which the request does not need",
+        "answer": "{call} right, but {problem}",
+        "pass": "{call}, and the answer has the expected facts"})
 
 
 def check_parallel_calls(scenario, t):
@@ -606,24 +617,12 @@ def check_structured_output(scenario, t):
 
 
 def check_tool_selection(scenario, t):
-    expected = scenario.expect["calls"][0]
-    if not t.calls:
-        return FAIL, _no_call(t)
-    right = [c for c in t.calls if c.name == expected["tool"]]
-    if not right:
-        return FAIL, "picked %s instead of %s" % (_names(t.calls), expected["tool"])
-    ((_, call, problems),) = match_calls([expected], right)
-    if call is None:
-        return PARTIAL, "picked %s, with wrong arguments: %s" % (expected["tool"],
-                                                                 "; ".join(problems[:2]))
-    others = [c for c in t.calls if c.name != expected["tool"]]
-    if others:
-        return PARTIAL, "picked %s, but also called the look-alike %s" % (expected["tool"],
-                                                                         _names(others))
-    problem = _answer_problem(scenario, t) if scenario.expect.get("answer") else None
-    if problem:
-        return PARTIAL, "picked %s, but %s" % (expected["tool"], problem)
-    return PASS, "picked %s among %d tools" % (call.describe(), len(scenario.tools))
+    return _one_call(scenario, t, {
+        "wrong": "picked {called} instead of {tool}",
+        "args": "picked {tool}, with wrong arguments: {problems}",
+        "others": "picked {tool}, but also called the look-alike {called}",
+        "answer": "picked {tool}, but {problem}",
+        "pass": "picked {call} among {tools} tools"})
 
 
 def check_follow_up(scenario, t):
