@@ -33,9 +33,20 @@ class Finding(object):
                 "fix": self.fix, "source": self.source}
 
 
+# Where vLLM applies a rule, so a verdict can be compared stage by stage with vLLM's own:
+# ``config``: inside ``create_engine_config()`` (EngineArgs and the config classes, before any
+# process starts); ``runner``: model-runner start-up (CUDA-graph mode and sizes); ``worker``:
+# while building the model, loading weights, picking kernels or sizing the KV cache on a GPU;
+# ``plan``: this planner's own checks (patches, inputs it needs), not a vLLM rule.
+STAGES = ("config", "runner", "worker", "plan")
+
+
 class Rule(object):
-    def __init__(self, rule_id, title, source, check):
+    def __init__(self, rule_id, stage, title, source, check):
+        if stage not in STAGES:
+            raise ValueError("rule %s: unknown stage %r" % (rule_id, stage))
         self.id = rule_id
+        self.stage = stage
         self.title = title
         self.source = source
         self.check = check
@@ -51,9 +62,9 @@ class Rule(object):
 RULES = []
 
 
-def rule(rule_id, title, source):
+def rule(rule_id, stage, title, source):
     def register(fn):
-        RULES.append(Rule(rule_id, title, source, fn))
+        RULES.append(Rule(rule_id, stage, title, source, fn))
         return fn
     return register
 
@@ -68,7 +79,7 @@ def _warning(message, fix):
 
 # --- cluster shape ---------------------------------------------------------------------
 
-@rule("world_size", "TP x PP ranks fit the cluster's GPUs",
+@rule("world_size", "config", "TP x PP ranks fit the cluster's GPUs",
       "vllm/config/parallel.py ParallelConfig (world_size = pp * tp; Ray places one rank per GPU)")
 def _world_size(ctx):
     need = ctx.tp * ctx.pp
@@ -88,7 +99,7 @@ def _world_size(ctx):
 
 # --- tensor parallelism ----------------------------------------------------------------
 
-@rule("attention_heads_tp", "Attention (query) heads divide over TP",
+@rule("attention_heads_tp", "config", "Attention (query) heads divide over TP",
       "vllm/config/model.py ModelConfig.verify_with_parallel_config; "
       "vllm/model_executor/layers/linear.py QKVParallelLinear (divide)")
 def _attention_heads(ctx):
@@ -110,7 +121,7 @@ def _attention_heads(ctx):
                 "parallel size (%d).)" % (entry["layer_type"], q, ctx.tp, q, ctx.tp), hint % q)
 
 
-@rule("kv_heads_tp", "KV heads divide over TP, or TP is a multiple of them (every layer type)",
+@rule("kv_heads_tp", "worker", "KV heads divide over TP, or TP is a multiple of them (every layer type)",
       "vllm/model_executor/layers/linear.py QKVParallelLinear: divide(total_num_kv_heads, tp) "
       "or divide(tp, total_num_kv_heads)")
 def _kv_heads(ctx):
@@ -125,7 +136,7 @@ def _kv_heads(ctx):
                 "virtual_heads: true to pad KV heads with the q heads" % kv)
 
 
-@rule("vocab_tp", "Padded vocabulary divides over TP",
+@rule("vocab_tp", "worker", "Padded vocabulary divides over TP",
       "vllm/model_executor/layers/vocab_parallel_embedding.py pad_vocab_size (64) and "
       "vocab_range_from_global_vocab_size (divide)")
 def _vocab(ctx):
@@ -154,7 +165,7 @@ def _lcm64(tp):
     return VOCAB_PADDING * tp // a
 
 
-@rule("moe_width_tp", "MoE expert width per rank fits TP, the quantization block and the kernels",
+@rule("moe_width_tp", "worker", "MoE expert width per rank fits TP, the quantization block and the kernels",
       "vllm/model_executor/layers/fused_moe/layer.py FusedMoE (intermediate_size % tp); "
       "quantization/modelopt.py NVFP4 group 16 / quantization/fp8.py block_n 128; FlashInfer "
       "TRTLLM MoE (intermediate_size % 128)")
@@ -201,7 +212,7 @@ def _moe(ctx):
             "virtual_heads: true to pad it" % (width, kalign))
 
 
-@rule("dense_mlp_tp", "Dense MLP / shared-expert width divides over TP",
+@rule("dense_mlp_tp", "worker", "Dense MLP / shared-expert width divides over TP",
       "vllm/model_executor/layers/linear.py MergedColumnParallelLinear (divide); "
       "quantization/fp8.py validate_fp8_block_shape")
 def _dense(ctx):
@@ -224,7 +235,7 @@ def _dense(ctx):
                 "use a tensor_parallel_size that keeps %d / TP a multiple of %d" % (width, block))
 
 
-@rule("virtual_heads_grouping", "Virtual heads can keep every layer type's GQA grouping",
+@rule("virtual_heads_grouping", "plan", "Virtual heads can keep every layer type's GQA grouping",
       "local-inference-lab/vllm vllm/config/virtual_tp.py _make_coupled_virtual_axes "
       "(requires q % kv == 0)")
 def _grouping(ctx):
@@ -245,7 +256,7 @@ _PADDING_REASON = {
 }
 
 
-@rule("virtual_heads_patches", "The image carries the patches the padding needs",
+@rule("virtual_heads_patches", "plan", "The image carries the patches the padding needs",
       "patch catalog (plugins/module_utils/plan/patches.py); vllm/model_executor/models/"
       "mimo_v2.py load_weights (attention sinks); fused_moe/layer.py (MoE pad)")
 def _padding_patches(ctx):
@@ -271,7 +282,7 @@ def _padding_patches(ctx):
 
 # --- decode context parallelism --------------------------------------------------------
 
-@rule("dcp_divides_tp", "DCP divides TP",
+@rule("dcp_divides_tp", "config", "DCP divides TP",
       "vllm/config/parallel.py ParallelConfig._validate_parallel_config "
       "('tp_size=.. must be divisible by dcp_size=..')")
 def _dcp_tp(ctx):
@@ -282,7 +293,7 @@ def _dcp_tp(ctx):
             % (ctx.tp, ", ".join(str(d) for d in range(1, ctx.tp + 1) if ctx.tp % d == 0)))
 
 
-@rule("dcp_gqa_kv_heads", "DCP on GQA/MQA models uses only KV-head replicas",
+@rule("dcp_gqa_kv_heads", "config", "DCP on GQA/MQA models uses only KV-head replicas",
       "vllm/config/model.py ModelConfig.verify_with_parallel_config (dcp > 1 and not use_mla)")
 def _dcp_gqa(ctx):
     if ctx.dcp <= 1 or ctx.model.use_mla:
@@ -312,7 +323,7 @@ def _dcp_gqa(ctx):
                 "use a decode_context_parallel_size that divides %d" % (q // kv))
 
 
-@rule("dcp_sliding_window", "DCP is not supported with sliding-window / hybrid KV caches",
+@rule("dcp_sliding_window", "worker", "DCP is not supported with sliding-window / hybrid KV caches",
       "vllm/v1/kv_cache_interface.py SlidingWindowSpec ('DCP not support sliding window.'); "
       "vllm/v1/core/kv_cache_utils.py resolve_kv_cache_block_sizes")
 def _dcp_swa(ctx):
@@ -324,7 +335,7 @@ def _dcp_swa(ctx):
             "set decode_context_parallel_size: 1 for this model")
 
 
-@rule("dcp_interleave", "cp_kv_cache_interleave_size fits the block size and MTP",
+@rule("dcp_interleave", "config", "cp_kv_cache_interleave_size fits the block size and MTP",
       "vllm/config/vllm.py (Block_size should be divisible by cp_kv_cache_interleave_size); "
       "vllm/v1/worker/cp_utils.py check_attention_cp_compatibility")
 def _dcp_interleave(ctx):
@@ -343,7 +354,7 @@ def _dcp_interleave(ctx):
             "set cp_kv_cache_interleave_size: 1 when DCP runs with MTP")
 
 
-@rule("dcp_mtp_draft_inherit", "Under DCP the MTP draft inherits decode_context_parallel_size",
+@rule("dcp_mtp_draft_inherit", "worker", "Under DCP the MTP draft inherits decode_context_parallel_size",
       "vllm/config/speculative.py create_draft_parallel_config (draft dcp=1); "
       "local-inference-lab/vllm PR #72; vLLM PR #55472")
 def _dcp_draft(ctx):
@@ -359,7 +370,7 @@ def _dcp_draft(ctx):
             "decode_context_parallel_size: 1, or drop MTP")
 
 
-@rule("dcp_indexer_topk", "DSA sparse indexer under DCP needs a supported index_topk",
+@rule("dcp_indexer_topk", "worker", "DSA sparse indexer under DCP needs a supported index_topk",
       "vllm/model_executor/layers/sparse_attn_indexer.py _assert_cutedsl_dcp_merge_supported")
 def _dcp_indexer(ctx):
     idx = ctx.model.indexer
@@ -371,7 +382,7 @@ def _dcp_indexer(ctx):
 
 # --- speculative decoding --------------------------------------------------------------
 
-@rule("mtp_layers", "MTP token count fits the model's MTP layers",
+@rule("mtp_layers", "config", "MTP token count fits the model's MTP layers",
       "vllm/config/speculative.py SpeculativeConfig.__post_init__ (n_predict, "
       "num_speculative_tokens % n_predict)")
 def _mtp_layers(ctx):
@@ -396,7 +407,7 @@ def _mtp_layers(ctx):
             "measure acceptance per position (benchmark role) before keeping %d tokens" % n)
 
 
-@rule("draft_tp", "Draft TP is 1 or the target TP",
+@rule("draft_tp", "config", "Draft TP is 1 or the target TP",
       "vllm/config/speculative.py _verify_and_get_draft_tp")
 def _draft_tp(ctx):
     spec = ctx.req.speculative_config
@@ -410,7 +421,7 @@ def _draft_tp(ctx):
             "set speculative_config.draft_tensor_parallel_size to 1 or %d, or drop it" % ctx.tp)
 
 
-@rule("pp_mtp", "Pipeline parallelism with MTP is supported by the build",
+@rule("pp_mtp", "worker", "Pipeline parallelism with MTP is supported by the build",
       "vLLM #52069 / recipes #875 (draft PP); #57755 (V1 PP broadcast assert); MRV2 PR #46994")
 def _pp_mtp(ctx):
     if ctx.pp > 1 and ctx.uses_mtp and not ctx.build.pp_with_mtp:
@@ -427,7 +438,7 @@ def _pp_mtp(ctx):
             "compare acceptance with a pipeline_parallel_size: 1 plan")
 
 
-@rule("async_scheduling_pp", "Async scheduling is possible with the runner and PP",
+@rule("async_scheduling_pp", "config", "Async scheduling is possible with the runner and PP",
       "vllm/config/vllm.py (Async scheduling is not supported by the V1 model runner with "
       "pipeline parallelism.)")
 def _async_pp(ctx):
@@ -438,7 +449,7 @@ def _async_pp(ctx):
             "drop async_scheduling (vLLM turns it off by itself) or use pipeline_parallel_size 1")
 
 
-@rule("pp_layers", "Pipeline stages have layers",
+@rule("pp_layers", "worker", "Pipeline stages have layers",
       "vllm/distributed/utils.py get_pp_indices")
 def _pp_layers(ctx):
     if ctx.pp > ctx.model.num_layers:
@@ -454,7 +465,7 @@ _CG_SOURCE = ("vllm/config/vllm.py VllmConfig._set_cudagraph_sizes; vllm/config/
               "resolve_cudagraph_mode_and_sizes / adjust_cudagraph_sizes_for_spec_decode")
 
 
-@rule("cudagraph_no_valid_sizes", "Capture sizes survive the V1 runner's N+1 rounding",
+@rule("cudagraph_no_valid_sizes", "runner", "Capture sizes survive the V1 runner's N+1 rounding",
       _CG_SOURCE)
 def _cg_valid(ctx):
     cap = ctx.capture
@@ -475,7 +486,7 @@ def _ladder_at_least(n):
     return round_up(n, 8) if n < 256 else round_up(n, 16)
 
 
-@rule("cudagraph_sp_divisibility", "Spec-decode and sequence-parallel capture shapes agree",
+@rule("cudagraph_sp_divisibility", "runner", "Spec-decode and sequence-parallel capture shapes agree",
       _CG_SOURCE)
 def _cg_sp(ctx):
     if ctx.capture.sp_conflict:
@@ -484,7 +495,7 @@ def _cg_sp(ctx):
                      "multiple of tensor_parallel_size %d" % ctx.tp)
 
 
-@rule("cudagraph_sequence_parallelism", "Sequence parallelism exists in the build",
+@rule("cudagraph_sequence_parallelism", "config", "Sequence parallelism exists in the build",
       "vllm/config/compilation.py PassConfig (0.33 has no enable_sp pass)")
 def _cg_sp_exists(ctx):
     if ctx.req.sequence_parallelism and not ctx.build.sequence_parallelism:
@@ -494,7 +505,7 @@ def _cg_sp_exists(ctx):
             "set sequence_parallelism: false")
 
 
-@rule("cudagraph_explicit_consistency", "An explicit cap matches an explicit size list",
+@rule("cudagraph_explicit_consistency", "config", "An explicit cap matches an explicit size list",
       _CG_SOURCE)
 def _cg_consistent(ctx):
     if ctx.capture.inconsistent:
@@ -505,7 +516,7 @@ def _cg_consistent(ctx):
             "drop max_cudagraph_capture_size or set it to %d" % top)
 
 
-@rule("cudagraph_truncated", "An explicit cap lies on vLLM's capture ladder",
+@rule("cudagraph_truncated", "config", "An explicit cap lies on vLLM's capture ladder",
       _CG_SOURCE)
 def _cg_truncated(ctx):
     if ctx.capture.truncated:
@@ -517,7 +528,7 @@ def _cg_truncated(ctx):
             % (got, asked))
 
 
-@rule("cudagraph_decode_coverage", "Decode batches of max_num_seqs are captured",
+@rule("cudagraph_decode_coverage", "runner", "Decode batches of max_num_seqs are captured",
       _CG_SOURCE)
 def _cg_cover(ctx):
     cap = ctx.capture
@@ -542,7 +553,7 @@ def _cg_cover(ctx):
 
 # --- KV cache and scheduler -----------------------------------------------------------
 
-@rule("kv_cache_dtype", "The KV-cache dtype exists in the build and suits the attention",
+@rule("kv_cache_dtype", "config", "The KV-cache dtype exists in the build and suits the attention",
       "vllm/config/cache.py CacheConfig (valid kv_cache_dtype names); vllm/config/vllm.py "
       "(nvfp4 KV cache is not supported with MLA)")
 def _kv_dtype(ctx):
@@ -559,7 +570,7 @@ def _kv_dtype(ctx):
             "use kv_cache_dtype: fp8 (or auto) for this MLA model")
 
 
-@rule("sparse_mla_backend", "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
+@rule("sparse_mla_backend", "worker", "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
       "vllm/platforms/cuda.py (SM12x: FLASHINFER_MLA_SPARSE_SM120); "
       "vllm/v1/attention/backends/mla/flashinfer_mla_sparse_sm120.py; "
       "vllm/platforms/interface.py update_block_size_for_backend")
@@ -582,7 +593,7 @@ def _sparse_mla(ctx):
             "drop block_size (vLLM then picks 64) or use a multiple of 64")
 
 
-@rule("max_model_len", "max_model_len fits the model's positions",
+@rule("max_model_len", "config", "max_model_len fits the model's positions",
       "vllm/config/model.py _get_and_verify_max_len (VLLM_ALLOW_LONG_MAX_MODEL_LEN)")
 def _max_len(ctx):
     limit = ctx.model.max_position_embeddings
@@ -594,7 +605,7 @@ def _max_len(ctx):
             "(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, at your own risk)" % limit)
 
 
-@rule("scheduler_batch", "max_num_batched_tokens covers max_num_seqs (and max_model_len "
+@rule("scheduler_batch", "config", "max_num_batched_tokens covers max_num_seqs (and max_model_len "
       "without chunked prefill)", "vllm/config/scheduler.py SchedulerConfig.verify_max_model_len")
 def _scheduler(ctx):
     if ctx.max_num_batched_tokens < ctx.max_num_seqs:
@@ -616,7 +627,7 @@ def _scheduler(ctx):
             "enable chunked prefill or raise max_num_batched_tokens to %d" % ctx.max_model_len)
 
 
-@rule("kv_cache_fits", "One request at max_model_len fits in the KV cache",
+@rule("kv_cache_fits", "worker", "One request at max_model_len fits in the KV cache",
       "vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory")
 def _kv_fits(ctx):
     kv = ctx.kv
@@ -633,7 +644,7 @@ def _kv_fits(ctx):
                                                     kv["max_model_len_fit"]))
 
 
-@rule("kv_cache_budget", "A KV-cache budget is given so capacity can be checked",
+@rule("kv_cache_budget", "plan", "A KV-cache budget is given so capacity can be checked",
       "dgxspark.cluster plan engine")
 def _kv_budget(ctx):
     if ctx.req.kv_cache_memory_bytes is None:
@@ -647,7 +658,7 @@ def _kv_budget(ctx):
             % ctx.req.kv_cache_dtype, "use auto, bfloat16, fp8* or nvfp4 for an estimate")
 
 
-@rule("image_patches_known", "Declared patches are in the catalog",
+@rule("image_patches_known", "plan", "Declared patches are in the catalog",
       "patch catalog (plugins/module_utils/plan/patches.py)")
 def _patches_known(ctx):
     for patch in ctx.req.vllm_patches:
@@ -666,4 +677,5 @@ def run_rules(ctx):
 
 
 def describe_rules():
-    return [{"rule": r.id, "title": r.title, "source": r.source} for r in RULES]
+    return [{"rule": r.id, "stage": r.stage, "title": r.title, "source": r.source}
+            for r in RULES]
