@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine  # noqa: E402
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import (  # noqa: E402
+    ModelConfigError, PlanInputError)
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.rules import (  # noqa: E402
     RULES)
 
@@ -136,11 +138,13 @@ def oracle_query(plan):
         q["spec"] = spec
     for key in ("max_cudagraph_capture_size", "cudagraph_capture_sizes", "max_model_len",
                 "kv_cache_dtype", "max_num_seqs", "max_num_batched_tokens", "block_size",
-                "enforce_eager"):
+                "enforce_eager", "async_scheduling"):
         if plan.get(key) is not None:
             q[key] = plan[key]
     if plan["nodes"] > 1:
         q["extra"] = {"nnodes": plan["nodes"]}
+    if plan.get("model_runner"):
+        q["model_runner"] = plan["model_runner"]  # VLLM_USE_V2_MODEL_RUNNER=0/1
     return q
 
 
@@ -212,6 +216,7 @@ def record():
 # --- comparing -----------------------------------------------------------------------------
 
 STAGE = dict((r.id, r.stage) for r in RULES)
+STAGE["input"] = "config"
 
 
 def engine_options(plan):
@@ -220,6 +225,11 @@ def engine_options(plan):
                "vllm_build": "vllm-0.33"}
     for key, value in plan.items():
         if key in ("id", "model"):
+            continue
+        if key == "model_runner":
+            # upstream 0.33 with the runner forced (VLLM_USE_V2_MODEL_RUNNER)
+            options["vllm_build"] = {"base": "vllm-0.33", "model_runner": value,
+                                     "draft_inherits_dcp": True, "pp_with_mtp": True}
             continue
         if key == "speculative_config":
             value = dict(value)
@@ -247,7 +257,11 @@ def compare(plan, expected):
       against ours, and, when the runner stage passed, the effective list after it.
     """
     out = []
-    result = engine.evaluate(engine_options(plan))
+    try:
+        result = engine.evaluate(engine_options(plan))
+    except (PlanInputError, ModelConfigError) as exc:
+        # The planner refuses the input itself: a config-stage "no".
+        result = {"violations": [{"rule": "input", "message": str(exc)}]}
     errors = [v for v in result["violations"]]
     config_rules = sorted(v["rule"] for v in errors if STAGE[v["rule"]] == "config")
     runner_rules = sorted(v["rule"] for v in errors if STAGE[v["rule"]] == "runner")

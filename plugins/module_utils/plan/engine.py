@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import cudagraph, kvcache
 from .builds import resolve_build
-from .model import parse_model
+from .model import parse_model, read_draft
 from .padding import plan_dims
 from .request import (PlanRequest, SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS,
                       SPARK_DEFAULT_MAX_NUM_SEQS)
@@ -55,9 +55,17 @@ class Context(object):
         self.block_size = kvcache.block_size(model, req.block_size)
         self.dims = plan_dims(model, build, self.tp, req.virtual_heads)
         self.image_patches = set(req.vllm_patches) | set(build.builtin_patches)
+        self.draft = read_draft(req.speculative_config)
+        # Some model classes set their own capture cap when the user sets neither the cap
+        # nor the list (archs.CUDAGRAPH_MAX_DEFAULT); vLLM treats it as a configured cap.
+        max_capture = req.max_cudagraph_capture_size
+        model_cap = (model.cudagraph_max_default if max_capture is None and
+                     req.cudagraph_capture_sizes is None else None)
+        if model_cap:
+            max_capture = model_cap
         self.capture = cudagraph.resolve(
             build,
-            max_cudagraph_capture_size=req.max_cudagraph_capture_size,
+            max_cudagraph_capture_size=max_capture,
             cudagraph_capture_sizes=req.cudagraph_capture_sizes,
             max_num_seqs=self.max_num_seqs,
             max_num_batched_tokens=self.max_num_batched_tokens,
@@ -65,6 +73,8 @@ class Context(object):
             tensor_parallel_size=self.tp,
             sequence_parallelism=req.sequence_parallelism,
             enforce_eager=req.enforce_eager)
+        if model_cap:
+            self.capture.truncated = None  # the model's own cap, not one the user gave
         # vllm/config/vllm.py: async scheduling is on by default; Model Runner V1 drops it
         # with pipeline parallelism.
         if req.async_scheduling is None:

@@ -28,19 +28,13 @@ from __future__ import annotations
 import json
 import os
 
+from .archs import CUDAGRAPH_MAX_DEFAULT, FIXED_MTP_ARCHS, KNOWN, mtp_support
 from .errors import ModelConfigError
 
 MLA_MODEL_TYPES = frozenset([
     "deepseek_v2", "deepseek_v3", "deepseek_v32", "deepseek_mtp", "glm_moe_dsa", "kimi_k2",
     "kimi_linear", "longcat_flash", "pangu_ultra_moe", "pangu_ultra_moe_mtp",
 ])
-# Architectures whose MTP layer count vLLM fixes instead of reading the config
-# (vllm/config/speculative.py: "vLLM currently supports only the first MiMo-V2 MTP layer").
-FIXED_MTP_ARCHS = {
-    "MiMoV2ForCausalLM": 1,
-    "MiMoV2OmniForCausalLM": 1,
-    "MiMoV2FlashForCausalLM": 1,
-}
 
 
 class AttentionType(object):
@@ -81,6 +75,8 @@ class ModelSpec(object):
         self.indexer = kw["indexer"]              # dict or None (DSA)
         self.mtp_layers = kw["mtp_layers"]        # MTP layers vLLM can load (n_predict)
         self.mtp_layers_field = kw["mtp_layers_field"]
+        self.mtp = kw["mtp"]                      # archs.MtpSupport: vLLM's MTP draft
+        self.cudagraph_max_default = kw.get("cudagraph_max_default")
         self.mtp_attention = kw["mtp_attention"]  # name of the attention type of MTP layers
         self.moe = kw["moe"]                      # dict or None
         self.dense_intermediate_size = kw["dense_intermediate_size"]
@@ -88,6 +84,11 @@ class ModelSpec(object):
         self.quant = kw["quant"]                  # dict: method, group, block
         self.dtype = kw["dtype"]
         self.notes = kw.get("notes", [])
+
+    @property
+    def known_architecture(self):
+        """vLLM's per-architecture behaviour for this model is modelled (archs.KNOWN)."""
+        return self.architecture in KNOWN
 
     @property
     def use_mla(self):
@@ -343,6 +344,19 @@ def _moe(reader, num_layers):
     }, dense_layers
 
 
+# quantization_config methods whose weight-shape rules the engine models (others: a note).
+_QUANT_MODELLED = ("none", "nvfp4", "fp8", "fp8_block", "compressed-tensors")
+_MODELLED_LAYER_TYPES = ("full_attention", "sliding_attention", "attention",
+                         "sliding_window_attention")
+
+
+def _unmodelled_layer_types(data):
+    layer_types = data.get("layer_types")
+    if not isinstance(layer_types, list):
+        return set()
+    return set(str(t) for t in layer_types) - set(_MODELLED_LAYER_TYPES)
+
+
 def parse_model(path):
     """Parse config.json at ``path`` (a file or a model directory) into a ModelSpec."""
     path, raw = load_config(path)
@@ -381,12 +395,12 @@ def parse_model(path):
     else:
         attention = _attention_types(reader, num_layers, num_heads, model_type)
 
-    if architecture in FIXED_MTP_ARCHS:
-        mtp_layers = FIXED_MTP_ARCHS[architecture]
-        mtp_field = "fixed by vLLM for %s" % architecture
-    else:
-        mtp_layers = reader.int_or("num_nextn_predict_layers", 0)
-        mtp_field = "num_nextn_predict_layers"
+    mtp = mtp_support(architecture, model_type, data)
+    if mtp.declared and mtp.field in data:
+        reader.int_or(mtp.field, 0)  # a malformed count is a config error
+    # Without a declared count vLLM builds one MTP layer (the KV estimate uses it).
+    mtp_layers = (mtp.layers if mtp.layers is not None else 1) if mtp.supported else 0
+    mtp_field = mtp.field
     mtp_attention = None
     if attention:
         swa = [t for t in attention if t.sliding_window]
@@ -398,6 +412,21 @@ def parse_model(path):
         "moe_intermediate_size") else None
     if moe is None:
         dense_layers = num_layers
+    notes = []
+    for kind in sorted(_unmodelled_layer_types(data)):
+        notes.append("layer_types lists %r layers, which this engine does not model (their "
+                     "heads, state and cache are not checked)" % kind)
+    if reader.has("full_attention_interval") or reader.has("linear_num_value_heads"):
+        notes.append("the model interleaves linear-attention (Gated DeltaNet) layers, which "
+                     "this engine does not model (their heads, state and cache are not "
+                     "checked)")
+    if reader.has("hybrid_override_pattern"):
+        notes.append("hybrid_override_pattern has Mamba layers, which this engine does not "
+                     "model (their heads, state and cache are not checked)")
+    quant = _quantization(reader)
+    if quant["method"] not in _QUANT_MODELLED:
+        notes.append("quantization_config quant_method %r is not modelled (its weight-shape "
+                     "rules are not checked)" % quant["method"])
     return ModelSpec(
         path=path,
         model_type=model_type,
@@ -412,10 +441,32 @@ def parse_model(path):
         indexer=indexer,
         mtp_layers=mtp_layers,
         mtp_layers_field=mtp_field,
+        mtp=mtp,
+        cudagraph_max_default=CUDAGRAPH_MAX_DEFAULT.get(architecture),
+        notes=notes,
         mtp_attention=mtp_attention,
         moe=moe,
         dense_intermediate_size=dense_width,
         dense_layers=dense_layers if dense_width else 0,
-        quant=_quantization(reader),
+        quant=quant,
         dtype=str(reader.get("torch_dtype", reader.get("dtype", "bfloat16"))),
     )
+
+
+def read_draft(spec):
+    """Facts about a speculative draft checkpoint (None when the method has no draft).
+
+    ``spec`` is the validated speculative_config. A draft that is not a readable local
+    config gives ``error`` instead of failing the plan (it may be a Hugging Face id).
+    """
+    if not spec or spec.get("is_mtp") or not spec.get("model"):
+        return None
+    path = spec["model"]
+    try:
+        _, raw = load_config(path)
+    except ModelConfigError as exc:
+        return {"path": path, "architecture": None, "error": exc.problem}
+    data = _text_config(raw)
+    architectures = data.get("architectures") or raw.get("architectures") or [None]
+    return {"path": path, "architecture": architectures[0], "error": None,
+            "max_position_embeddings": data.get("max_position_embeddings")}

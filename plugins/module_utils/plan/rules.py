@@ -13,6 +13,7 @@ the padding then shows up as patches the image must declare.
 """
 from __future__ import annotations
 
+from . import archs
 from .cudagraph import round_up
 from .padding import VOCAB_PADDING, gqa_ok, moe_alignment, quant_alignment
 from .patches import PATCHES
@@ -294,11 +295,14 @@ def _dcp_tp(ctx):
 
 
 @rule("dcp_gqa_kv_heads", "config", "DCP on GQA/MQA models uses only KV-head replicas",
-      "vllm/config/model.py ModelConfig.verify_with_parallel_config (dcp > 1 and not use_mla)")
+      "vllm/config/model.py ModelConfig.verify_with_parallel_config (dcp > 1 and not use_mla; "
+      "the config's num_attention_heads / num_key_value_heads only)")
 def _dcp_gqa(ctx):
     if ctx.dcp <= 1 or ctx.model.use_mla:
         return
-    for entry in ctx.dims.attention:
+    # vLLM checks the heads of hf_text_config (get_total_num_kv_heads), i.e. the first layer
+    # kind; other kinds (MiMo's sliding-window heads) fail DCP later (dcp_sliding_window).
+    for entry in ctx.dims.attention[:1]:
         kv = entry["kv_heads"][1]
         q = entry["q_heads"][1]
         if ctx.tp <= kv:
@@ -382,13 +386,30 @@ def _dcp_indexer(ctx):
 
 # --- speculative decoding --------------------------------------------------------------
 
-@rule("mtp_layers", "config", "MTP token count fits the model's MTP layers",
-      "vllm/config/speculative.py SpeculativeConfig.__post_init__ (n_predict, "
+@rule("mtp_layers", "config", "MTP exists for the architecture and the token count fits its layers",
+      "vllm/config/speculative.py SpeculativeConfig.hf_config_override (the target's MTP "
+      "draft and its n_predict) and __post_init__ ('Unsupported speculative method', "
       "num_speculative_tokens % n_predict)")
 def _mtp_layers(ctx):
     if not ctx.uses_mtp:
         return
+    mtp = ctx.model.mtp
+    if not mtp.supported:
+        yield _error(
+            "Unsupported speculative method: 'mtp' (vLLM 0.33 has no MTP draft for %s: %s)"
+            % (ctx.model.architecture, mtp.field),
+            "drop speculative_config, or use a method that needs no MTP layers (ngram, or "
+            "eagle3 / draft_model with a draft checkpoint)")
+        return
     layers = ctx.model.mtp_layers
+    if mtp.layers is None:
+        yield _warning(
+            "config.json does not give the MTP layer count (%s): vLLM 0.33 accepts any "
+            "num_speculative_tokens and builds one MTP layer, whether or not the checkpoint "
+            "has MTP weights" % mtp.field,
+            "check that the checkpoint ships MTP weights (e.g. mtp.* tensors) before relying "
+            "on MTP")
+        return
     if not layers:
         yield _error(
             "speculative_config method mtp, but the model has no MTP layers (%s is %s)"
@@ -405,6 +426,63 @@ def _mtp_layers(ctx):
             "which lowers acceptance (GLM-5.2 under DCP4 lost to MTP1: 12.70 vs 15.18 tok/s)"
             % (n, layers, n // layers),
             "measure acceptance per position (benchmark role) before keeping %d tokens" % n)
+
+
+_DRAFT_METHODS = ("eagle", "eagle3", "draft_model", "dflash", "medusa", "mlp_speculator")
+
+
+@rule("spec_draft_model", "config", "The speculative method has the draft it needs",
+      "vllm/config/speculative.py SpeculativeConfig.__post_init__ ('num_speculative_tokens "
+      "was provided but without speculative model'); " + archs.EAGLE_SOURCE)
+def _spec_draft(ctx):
+    spec = ctx.req.speculative_config
+    if not spec or spec["is_mtp"]:
+        return
+    method = spec["method"]
+    if method in _DRAFT_METHODS and not spec.get("model"):
+        yield _error(
+            "num_speculative_tokens was provided but without speculative model "
+            "(method %s needs speculative_config.model)" % method,
+            "give speculative_config.model (the draft checkpoint), or use method ngram")
+        return
+    draft = ctx.draft
+    if draft is None or draft.get("architecture") is None:
+        return
+    if method in ("eagle", "eagle3"):
+        name, known = archs.eagle_architecture(method, draft["architecture"])
+        if not known:
+            yield _error(
+                "Model architectures ['%s'] are not supported for now (the %s draft %s "
+                "becomes %s under method %s)" % (name, method, draft["architecture"], name,
+                                                 method),
+                "use method %s for this draft, or a draft trained for %s"
+                % ("eagle3" if method == "eagle" else "eagle", method))
+
+
+@rule("spec_draft_readable", "plan", "The draft checkpoint's config can be read",
+      "dgxspark.cluster plan engine")
+def _spec_draft_readable(ctx):
+    draft = ctx.draft
+    if draft is not None and draft.get("error"):
+        yield _warning(
+            "the draft's config.json cannot be read here (%s): the draft's architecture and "
+            "length are not checked" % draft["error"],
+            "point speculative_config.model at a local draft directory to check it")
+
+
+@rule("ngram_lookup", "config", "ngram prompt-lookup bounds are ordered",
+      "vllm/config/speculative.py SpeculativeConfig.__post_init__ (prompt_lookup_min <= "
+      "prompt_lookup_max)")
+def _ngram(ctx):
+    spec = ctx.req.speculative_config
+    if not spec or spec["method"] not in ("ngram", "ngram_gpu"):
+        return
+    low, high = spec.get("prompt_lookup_min"), spec.get("prompt_lookup_max")
+    low = high if low is None else low
+    high = low if high is None else high
+    if low is not None and low > high:
+        yield _error("prompt_lookup_min=%d must be <= prompt_lookup_max=%d" % (low, high),
+                     "set prompt_lookup_min <= prompt_lookup_max (vLLM's default is 5 and 5)")
 
 
 @rule("draft_tp", "config", "Draft TP is 1 or the target TP",
@@ -667,6 +745,23 @@ def _patches_known(ctx):
                 "vllm_patches lists '%s', which is not in the patch catalog (%s); the planner "
                 "cannot use it" % (patch, ", ".join(sorted(PATCHES))),
                 "check the spelling against the catalog")
+
+
+@rule("architecture_known", "plan", "vLLM's per-architecture behaviour is modelled",
+      "plugins/module_utils/plan/archs.py KNOWN (checked by the recorded differential suite)")
+def _architecture_known(ctx):
+    model = ctx.model
+    if not model.known_architecture:
+        yield _warning(
+            "architecture %s is not one this planner models: the verdict covers only the "
+            "generic rules (heads, DCP, MTP layer count, capture sizes, KV dtype, lengths), not "
+            "the adjustments vLLM makes for this model class" % model.architecture,
+            "treat a 'satisfiable' verdict as provisional; the architectures checked against "
+            "vLLM are listed in docs/preflight-rules.md")
+    for note in model.notes:
+        yield _warning(
+            "%s: the verdict covers only the generic rules for that part" % note,
+            "treat a 'satisfiable' verdict as provisional for this model")
 
 
 def run_rules(ctx):
