@@ -193,14 +193,9 @@ def _summary(result):
     return out
 
 
-def record():
-    oracle_dir = os.environ.get("DGXSPARK_VLLM_ORACLE")
-    script = os.environ.get("DGXSPARK_VLLM_ORACLE_SCRIPT")
-    if not (oracle_dir and script):
-        sys.exit("set DGXSPARK_VLLM_ORACLE and DGXSPARK_VLLM_ORACLE_SCRIPT (see the README, "
-                 "'Opt-in differential test')")
+def ask_vllm(plans, oracle_dir, script):
+    """vLLM 0.33.0's verdict on each plan (the rows of expected.jsonl), via the oracle."""
     python = os.path.join(os.path.expanduser(oracle_dir), "bin", "python")
-    plans = load_plans()
     stdin = "".join(json.dumps(oracle_query(p)) + "\n" for p in plans)
     proc = subprocess.run([python, "-c", _DRIVER, os.path.abspath(os.path.expanduser(script)),
                            json.dumps(GB10)], input=stdin, capture_output=True, text=True)
@@ -208,7 +203,21 @@ def record():
         sys.exit(proc.stderr[-3000:])
     results = [_summary(json.loads(line)) for line in proc.stdout.splitlines() if line.strip()]
     assert [r["id"] for r in results] == [p["id"] for p in plans]
-    EXPECTED.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in results))
+    return results
+
+
+def dump(rows):
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
+def record():
+    oracle_dir = os.environ.get("DGXSPARK_VLLM_ORACLE")
+    script = os.environ.get("DGXSPARK_VLLM_ORACLE_SCRIPT")
+    if not (oracle_dir and script):
+        sys.exit("set DGXSPARK_VLLM_ORACLE and DGXSPARK_VLLM_ORACLE_SCRIPT (see the README, "
+                 "'Opt-in differential test')")
+    results = ask_vllm(load_plans(), oracle_dir, script)
+    EXPECTED.write_text(dump(results))
     print("recorded %d verdicts of vLLM 0.33.0 to %s" % (len(results),
                                                          EXPECTED.relative_to(ROOT)))
 
