@@ -36,8 +36,6 @@ sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine  # noqa: E402
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import (  # noqa: E402
     ModelConfigError, PlanInputError)
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.rules import (  # noqa: E402
-    RULES)
 
 SUITE = ROOT / "tests" / "fixtures" / "differential"
 MODELS = SUITE / "models"
@@ -224,10 +222,6 @@ def record():
 
 # --- comparing -----------------------------------------------------------------------------
 
-STAGE = dict((r.id, r.stage) for r in RULES)
-STAGE["input"] = "config"
-
-
 def engine_options(plan):
     """The vllm_plan options for a suite plan (a Spark: one GPU per node, upstream 0.33)."""
     options = {"model_config": str(MODELS / plan["model"]), "gpus_per_node": 1,
@@ -270,10 +264,10 @@ def compare(plan, expected):
         result = engine.evaluate(engine_options(plan))
     except (PlanInputError, ModelConfigError) as exc:
         # The planner refuses the input itself: a config-stage "no".
-        result = {"violations": [{"rule": "input", "message": str(exc)}]}
-    errors = [v for v in result["violations"]]
-    config_rules = sorted(v["rule"] for v in errors if STAGE[v["rule"]] == "config")
-    runner_rules = sorted(v["rule"] for v in errors if STAGE[v["rule"]] == "runner")
+        result = {"violations": [{"rule": "input", "stage": "config", "message": str(exc)}]}
+    errors = result["violations"]
+    config_rules = sorted(v["rule"] for v in errors if v["stage"] == "config")
+    runner_rules = sorted(v["rule"] for v in errors if v["stage"] == "runner")
     if (not config_rules) != expected["accepted"]:
         out.append(("verdict", config_rules, expected.get("error")))
         return out, result

@@ -1,5 +1,7 @@
-"""Write docs/preflight-rules.md from the rule registry, the patch catalog and the build
-profiles, so the documentation cannot drift from the code (a test checks it is current).
+"""Write docs/preflight-rules.md from the rule registry (with each rule's vLLM stage), the
+agreement of the plan engine with the recorded vLLM differential suite per architecture, the
+patch catalog and the build profiles, so the documentation cannot drift from the code (a test
+checks it is current).
 
     .venv/bin/python scripts/gen_rules_doc.py
 """
@@ -14,18 +16,13 @@ sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.builds import (  # noqa
     BUILD_PROFILES, DEFAULT_BUILD)
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.patches import PATCHES  # noqa
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.rules import RULES  # noqa
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.rules import (  # noqa
+    RULES, STAGES)
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import differential  # noqa: E402
 
 TARGET = ROOT / "docs" / "preflight-rules.md"
-STAGE_TEXT = {
-    "config": "vLLM `create_engine_config()`",
-    "runner": "model-runner start-up",
-    "worker": "model build / weights / kernels / KV memory",
-    "plan": "this planner (not a vLLM rule)",
-}
 
 
 def agreement_section():
@@ -54,7 +51,7 @@ def agreement_section():
         out += ["", "Disagreements:", ""]
         out += ["- `%s`: %s" % (plan["id"], diff[0][0]) for plan, diff in mismatches]
     out += ["", "Architectures outside the suite and the recipes get a warning that the "
-            "verdict covers only the generic rules (rule `architecture_known`).", ""]
+            "verdict covers only the generic rules (rule `architecture_known`)."]
     return out
 
 
@@ -65,12 +62,12 @@ def render():
            "Each rule reports an error (the plan cannot boot or misbehaves) or a warning, with "
            "its message, a fix and the vLLM source it encodes.", "",
            "The stage says where vLLM applies the rule: %s." % "; ".join(
-               "`%s`: %s" % item for item in STAGE_TEXT.items()), "",
+               "`%s`: %s" % item for item in STAGES.items()), "",
            "| rule | stage | checks | source |", "|---|---|---|---|"]
     for rule in RULES:
         out.append("| `%s` | %s | %s | %s |" % (rule.id, rule.stage, rule.title,
                                               rule.source.replace("|", "/")))
-    out += [""] + agreement_section()[:-1]
+    out += [""] + agreement_section()
     out += ["", "## Image patches", "",
             "| patch id | what it does | required when | evidence |", "|---|---|---|---|"]
     for pid in sorted(PATCHES):

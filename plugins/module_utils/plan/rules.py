@@ -20,26 +20,29 @@ from .patches import PATCHES
 
 
 class Finding(object):
-    __slots__ = ("rule", "severity", "message", "fix", "source")
+    __slots__ = ("rule", "severity", "message", "fix", "source", "stage")
 
-    def __init__(self, rule, severity, message, fix, source):
+    def __init__(self, rule, severity, message, fix, source, stage):
         self.rule = rule
         self.severity = severity
         self.message = message
         self.fix = fix
         self.source = source
+        self.stage = stage
 
     def as_dict(self):
         return {"rule": self.rule, "severity": self.severity, "message": self.message,
-                "fix": self.fix, "source": self.source}
+                "fix": self.fix, "source": self.source, "stage": self.stage}
 
 
-# Where vLLM applies a rule, so a verdict can be compared stage by stage with vLLM's own:
-# ``config``: inside ``create_engine_config()`` (EngineArgs and the config classes, before any
-# process starts); ``runner``: model-runner start-up (CUDA-graph mode and sizes); ``worker``:
-# while building the model, loading weights, picking kernels or sizing the KV cache on a GPU;
-# ``plan``: this planner's own checks (patches, inputs it needs), not a vLLM rule.
-STAGES = ("config", "runner", "worker", "plan")
+# Where vLLM applies a rule, so a verdict can be compared stage by stage with vLLM's own.
+STAGES = {
+    "config": "vLLM `create_engine_config()` (EngineArgs and the config classes, before any "
+              "process starts)",
+    "runner": "model-runner start-up (CUDA-graph mode and capture sizes)",
+    "worker": "on the GPU worker: model build, weight loading, kernels, KV-cache memory",
+    "plan": "this planner's own check (patches, inputs it needs), not a vLLM rule",
+}
 
 
 class Rule(object):
@@ -56,7 +59,7 @@ class Rule(object):
         out = []
         for item in self.check(ctx) or ():
             severity, message, fix = item
-            out.append(Finding(self.id, severity, message, fix, self.source))
+            out.append(Finding(self.id, severity, message, fix, self.source, self.stage))
         return out
 
 
