@@ -179,6 +179,7 @@ def _summary(result):
             "max_model_len": result["max_model_len"],
             "max_num_seqs": result["max_num_seqs"],
             "max_num_batched_tokens": result["max_num_batched_tokens"],
+            "async_scheduling": result["async_scheduling"],
             "block_size": result["block_size"],
             "kv_cache_dtype": result["kv_cache_dtype"],
             "draft_parallel": result.get("draft_parallel"),
@@ -242,6 +243,11 @@ def engine_options(plan):
     return options
 
 
+# Settings vLLM resolves at config time that the plan engine derives too (the defaults of a
+# GB10 node, the model's length limit, async scheduling with the runner and PP).
+RESOLVED = ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "async_scheduling")
+
+
 def compare(plan, expected):
     """Mismatches between the plan engine and vLLM's recorded verdict for one plan.
 
@@ -256,6 +262,7 @@ def compare(plan, expected):
       (vLLM's own ``resolve_cudagraph_mode_and_sizes``). This is how test_vllm_oracle.py
       treats ``accepted`` vs ``accepted_with_runtime_emulation``: the two stages are judged
       separately; the attention-backend emulation is best effort and is not compared.
+    * resolved settings: ``RESOLVED`` as vLLM resolved them against the engine's plan;
     * capture list: the list vLLM resolved at config time (``cudagraph_capture_sizes``)
       against ours, and, when the runner stage passed, the effective list after it.
     """
@@ -278,6 +285,9 @@ def compare(plan, expected):
         if (not runner_rules) != (runner["verdict"] == "accepted"):
             out.append(("runner verdict", runner_rules, runner.get("error")))
             return out, result
+    for key in RESOLVED:
+        if result["plan"][key] != expected[key]:
+            out.append(("resolved %s" % key, result["plan"][key], expected[key]))
     cg = result["cudagraph"]
     if cg["config_sizes"] != expected["cudagraph_capture_sizes"]:
         out.append(("capture list", cg["config_sizes"], expected["cudagraph_capture_sizes"]))

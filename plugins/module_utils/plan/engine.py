@@ -17,7 +17,7 @@ from .model import parse_model, read_draft
 from .padding import plan_dims
 from .request import (PlanRequest, SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS,
                       SPARK_DEFAULT_MAX_NUM_SEQS)
-from .rules import run_rules
+from .rules import run_rules, v1_async_incompatibility
 
 
 class Context(object):
@@ -76,10 +76,10 @@ class Context(object):
         if model_cap:
             self.capture.truncated = None  # the model's own cap, not one the user gave
         # vllm/config/vllm.py: async scheduling is on by default; Model Runner V1 drops it
-        # with pipeline parallelism.
+        # with some speculative methods and with pipeline parallelism.
         if req.async_scheduling is None:
-            self.async_scheduling = build.async_scheduling_default and not (
-                build.model_runner == "v1" and self.pp > 1)
+            self.async_scheduling = build.async_scheduling_default and \
+                v1_async_incompatibility(build, req.speculative_config, self.pp) is None
         else:
             self.async_scheduling = req.async_scheduling
         multi_module_mtp = self.uses_mtp and min(model.mtp_layers, self.n_spec) > 1

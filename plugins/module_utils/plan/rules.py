@@ -519,15 +519,56 @@ def _pp_mtp(ctx):
             "compare acceptance with a pipeline_parallel_size: 1 plan")
 
 
+# Speculative methods Model Runner V1 runs with async scheduling: vLLM's EagleModelTypes
+# (eagle, eagle3, dflash, extract_hidden_states and every MTP name), ngram_gpu, draft_model
+# and dspark (vllm/config/vllm.py, VllmConfig.__post_init__ v1_async_sched_incompat).
+_V1_ASYNC_SPEC_METHODS = ("mtp", "eagle", "eagle3", "dflash", "extract_hidden_states",
+                          "ngram_gpu", "draft_model", "dspark")
+
+
+def v1_async_incompatibility(build, spec, pp):
+    """Why Model Runner V1 cannot schedule asynchronously here (vLLM's words), or None.
+
+    vLLM checks the speculative method first, then pipeline parallelism; the V2 runner has
+    neither restriction.
+    """
+    if build.model_runner != "v1":
+        return None
+    if spec:
+        method = "mtp" if spec["is_mtp"] else spec["method"]
+        if method not in _V1_ASYNC_SPEC_METHODS:
+            return "%s-based speculative decoding" % method
+    if pp > 1:
+        return "pipeline parallelism"
+    return None
+
+
+_ASYNC_SOURCE = ("vllm/config/vllm.py VllmConfig.__post_init__ (v1_async_sched_incompat: 'Async "
+                 "scheduling is not supported by the V1 model runner with ...')")
+
+
 @rule("async_scheduling_pp", "config", "Async scheduling is possible with the runner and PP",
-      "vllm/config/vllm.py (Async scheduling is not supported by the V1 model runner with "
-      "pipeline parallelism.)")
+      _ASYNC_SOURCE)
 def _async_pp(ctx):
-    if ctx.req.async_scheduling and ctx.pp > 1 and ctx.build.model_runner == "v1":
+    reason = v1_async_incompatibility(ctx.build, ctx.req.speculative_config, ctx.pp)
+    if ctx.req.async_scheduling and reason == "pipeline parallelism":
         yield _error(
             "Async scheduling is not supported by the V1 model runner with pipeline "
             "parallelism (pipeline_parallel_size %d, build %s)." % (ctx.pp, ctx.build.name),
             "drop async_scheduling (vLLM turns it off by itself) or use pipeline_parallel_size 1")
+
+
+@rule("async_scheduling_spec", "config",
+      "Async scheduling is possible with the runner and the speculative method", _ASYNC_SOURCE)
+def _async_spec(ctx):
+    reason = v1_async_incompatibility(ctx.build, ctx.req.speculative_config, ctx.pp)
+    if ctx.req.async_scheduling and reason and reason != "pipeline parallelism":
+        yield _error(
+            "Async scheduling is not supported by the V1 model runner with %s (build %s)."
+            % (reason, ctx.build.name),
+            "drop async_scheduling (vLLM turns it off by itself), use a speculative method the "
+            "V1 runner schedules asynchronously (mtp, eagle, eagle3, draft_model, ngram_gpu), "
+            "or a Model Runner V2 build")
 
 
 @rule("pp_layers", "worker", "Pipeline stages have layers",

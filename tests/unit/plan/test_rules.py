@@ -133,6 +133,13 @@ CASES = {
                                          "vllm_build": GLM_BUILD}),
                             ("mla", {}, {"pipeline_parallel_size": 2, "nodes": 2,
                                          "async_scheduling": True, "vllm_build": GLM_BUILD})),
+    "async_scheduling_spec": ("error",
+                              ("gqa", {}, {"async_scheduling": True, "vllm_build": GLM_BUILD,
+                                           "speculative_config": dict(EAGLE3)}),
+                              ("gqa", {}, {"async_scheduling": True, "vllm_build": GLM_BUILD,
+                                           "speculative_config": {
+                                               "method": "ngram",
+                                               "num_speculative_tokens": 3}})),
     "pp_layers": ("error",
                   ("gqa", {}, {"pipeline_parallel_size": 4, "nodes": 4}),
                   ("gqa", {}, {"pipeline_parallel_size": 8, "nodes": 8})),
