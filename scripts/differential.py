@@ -245,7 +245,8 @@ def engine_options(plan):
 
 # Settings vLLM resolves at config time that the plan engine derives too (the defaults of a
 # GB10 node, the model's length limit, async scheduling with the runner and PP).
-RESOLVED = ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "async_scheduling")
+RESOLVED = ("max_model_len", "max_num_seqs", "max_num_batched_tokens", "async_scheduling",
+            "kv_cache_dtype")
 
 
 def compare(plan, expected):

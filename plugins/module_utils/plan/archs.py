@@ -39,6 +39,11 @@ CUDAGRAPH_MAX_DEFAULT = {"GptOssForCausalLM": 1024}
 CUDAGRAPH_MAX_SOURCE = ("vllm/model_executor/models/config.py "
                         "GptOssForCausalLMConfig.verify_and_update_config")
 
+# KV-cache dtypes some model classes replace before validation
+# (vllm/model_executor/models/config.py DeepseekV32ForCausalLM.verify_and_update_config:
+# "Using bfloat16 kv-cache for DeepSeekV3.2" turns bfloat16 into auto).
+KV_CACHE_DTYPE_ALIASES = {"DeepseekV32ForCausalLM": {"bfloat16": "auto"}}
+
 # SpeculativeConfig.hf_config_override: target (model_type or architecture) -> the config
 # field vLLM reads as the MTP draft's n_predict and its value when the field is absent
 # (None: vLLM accepts any num_speculative_tokens).

@@ -52,6 +52,7 @@ class Context(object):
             if not req.enable_chunked_prefill:
                 default = max(self.max_model_len, default)
             self.max_num_batched_tokens = min(self.max_num_seqs * self.max_model_len, default)
+        self.kv_cache_dtype = kvcache.resolve_kv_cache_dtype(model, req.kv_cache_dtype)
         self.block_size = kvcache.block_size(model, req.block_size)
         self.dims = plan_dims(model, build, self.tp, req.virtual_heads)
         self.image_patches = set(req.vllm_patches) | set(build.builtin_patches)
@@ -85,7 +86,7 @@ class Context(object):
         multi_module_mtp = self.uses_mtp and min(model.mtp_layers, self.n_spec) > 1
         self.kv = kvcache.estimate(
             model, self.dims, tp=self.tp, pp=self.pp, dcp=self.dcp,
-            kv_cache_dtype=req.kv_cache_dtype, block_size=self.block_size,
+            kv_cache_dtype=self.kv_cache_dtype, block_size=self.block_size,
             max_model_len=self.max_model_len,
             max_num_batched_tokens=self.max_num_batched_tokens,
             kv_cache_memory_bytes=req.kv_cache_memory_bytes,
@@ -190,6 +191,7 @@ def evaluate_request(req, model, build):
         "block_size": ctx.block_size,
         "num_speculative_tokens": ctx.n_spec,
         "async_scheduling": ctx.async_scheduling,
+        "kv_cache_dtype": ctx.kv_cache_dtype,
         "vllm_build": build.name,
     })
     return {

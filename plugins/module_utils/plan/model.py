@@ -77,6 +77,7 @@ class ModelSpec(object):
         self.mtp_layers_field = kw["mtp_layers_field"]
         self.mtp = kw["mtp"]                      # archs.MtpSupport: vLLM's MTP draft
         self.cudagraph_max_default = kw.get("cudagraph_max_default")
+        self.auto_kv_cache_dtype = kw.get("auto_kv_cache_dtype")  # what "auto" becomes
         self.mtp_attention = kw["mtp_attention"]  # name of the attention type of MTP layers
         self.moe = kw["moe"]                      # dict or None
         self.dense_intermediate_size = kw["dense_intermediate_size"]
@@ -188,6 +189,17 @@ def load_config(path):
     if not isinstance(data, dict):
         raise ModelConfigError(path, "config.json", "is not a JSON object",
                                "replace it with the model's original config.json")
+    # ModelOpt 0.29 and before keep the quantization in hf_quant_config.json next to
+    # config.json; vLLM reads it when config.json has none (vllm/transformers_utils/config.py).
+    quant_path = os.path.join(os.path.dirname(path), "hf_quant_config.json")
+    if data.get("quantization_config") is None and os.path.isfile(quant_path):
+        try:
+            with open(quant_path) as handle:
+                data = dict(data, quantization_config=json.load(handle))
+        except ValueError as exc:
+            raise ModelConfigError(quant_path, "hf_quant_config.json",
+                                   "is not valid JSON (%s)" % exc,
+                                   "replace it with the checkpoint's original file")
     return path, data
 
 
@@ -198,10 +210,15 @@ def _quantization(reader):
     if not isinstance(qc, dict):
         raise ModelConfigError(reader.path, "quantization_config", "must be an object")
     method = str(qc.get("quant_method", "")).lower()
-    algo = str(qc.get("quant_algo", "")).upper()
     producer = qc.get("producer") if isinstance(qc.get("producer"), dict) else {}
+    # ModelOpt's hf_quant_config.json nests its fields under "quantization".
+    nested = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else {}
+    if nested and not method:
+        qc = dict(qc, **nested)
+    algo = str(qc.get("quant_algo", "")).upper()
     kv_algo = qc.get("kv_cache_quant_algo")
-    if method in ("modelopt", "modelopt_fp4") or producer.get("name") == "modelopt":
+    if method in ("modelopt", "modelopt_fp4") or producer.get("name") == "modelopt" or \
+            (nested and algo):
         if algo in ("NVFP4", "W4A16_NVFP4", "MIXED_PRECISION") or method == "modelopt_fp4":
             return {"method": "nvfp4", "group_size": int(qc.get("group_size") or 16),
                     "block": None, "kv_cache": kv_algo, "quant_method": method or "modelopt"}
@@ -234,6 +251,42 @@ def _quantization(reader):
                 "quant_method": method}
     return {"method": method or "unknown", "group_size": None, "block": None,
             "kv_cache": kv_algo, "quant_method": method}
+
+
+# vllm/utils/torch_utils.py MODELOPT_TO_VLLM_KV_CACHE_DTYPE_MAP
+_MODELOPT_KV_DTYPES = {"fp8": "fp8_e4m3", "nvfp4": "nvfp4"}
+
+
+def _auto_kv_cache_dtype(qc):
+    """What ``--kv-cache-dtype auto`` becomes for this checkpoint, or None (stays auto).
+
+    vLLM 0.33 (vllm/utils/torch_utils.py resolve_kv_cache_dtype_string) takes the KV format
+    of a ModelOpt checkpoint (quant_method modelopt*, which vLLM sets for producer
+    "modelopt" or the legacy modelopt_quant_config layout, model_arch_config_convertor.py):
+    kv_cache_scheme, else kv_cache_quant_algo, on the quantization dict or its top level.
+    """
+    if not isinstance(qc, dict):
+        return None
+    nested = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else {}
+    producer = qc.get("producer") if isinstance(qc.get("producer"), dict) else {}
+    modelopt = str(qc.get("quant_method", "")).startswith("modelopt") or \
+        producer.get("name") == "modelopt" or "modelopt_quant_config" in nested
+    if not modelopt:
+        return None
+    inner = nested or qc
+    algo = (inner.get("kv_cache_scheme") or qc.get("kv_cache_scheme") or
+            inner.get("kv_cache_quant_algo") or qc.get("kv_cache_quant_algo"))
+    if isinstance(algo, dict):
+        if algo.get("dynamic") is False and algo.get("num_bits") == 8 and \
+                algo.get("type") == "float":
+            algo = "fp8"
+        elif algo.get("num_bits") == 4 and algo.get("type") == "float":
+            algo = "nvfp4"
+        else:
+            return "auto"
+    if isinstance(algo, str):
+        return _MODELOPT_KV_DTYPES.get(algo.lower(), "auto")
+    return None
 
 
 def _indexer_layers(reader, num_layers):
@@ -443,6 +496,7 @@ def parse_model(path):
         mtp_layers_field=mtp_field,
         mtp=mtp,
         cudagraph_max_default=CUDAGRAPH_MAX_DEFAULT.get(architecture),
+        auto_kv_cache_dtype=_auto_kv_cache_dtype(data.get("quantization_config")),
         notes=notes,
         mtp_attention=mtp_attention,
         moe=moe,

@@ -677,9 +677,10 @@ def _cg_cover(ctx):
 
 @rule("kv_cache_dtype", "config", "The KV-cache dtype exists in the build and suits the attention",
       "vllm/config/cache.py CacheConfig (valid kv_cache_dtype names); vllm/config/vllm.py "
-      "(nvfp4 KV cache is not supported with MLA)")
+      "(nvfp4 KV cache is not supported with MLA); vllm/utils/torch_utils.py "
+      "resolve_kv_cache_dtype_string (auto -> a ModelOpt checkpoint's KV format)")
 def _kv_dtype(ctx):
-    dtype = ctx.req.kv_cache_dtype
+    dtype = ctx.kv_cache_dtype  # as vLLM resolves it (auto -> the checkpoint's KV format)
     if dtype not in ctx.build.kv_cache_dtypes:
         yield _error(
             "Invalid kv_cache_dtype: %r for build %s. Valid values are: %s"
@@ -700,7 +701,7 @@ def _sparse_mla(ctx):
     if not (ctx.model.use_mla and ctx.model.indexer):
         return
     allowed = ctx.build.sparse_mla_kv_dtypes
-    dtype = ctx.req.kv_cache_dtype
+    dtype = ctx.kv_cache_dtype
     # an unknown dtype is the kv_cache_dtype rule's finding; do not repeat it here
     if allowed is not None and dtype not in allowed and dtype in ctx.build.kv_cache_dtypes:
         yield _error(
@@ -777,7 +778,7 @@ def _kv_budget(ctx):
     elif ctx.kv and ctx.kv.get("unknown_dtype"):
         yield _warning(
             "the KV-cache dtype %s has no size model here; capacity is not estimated"
-            % ctx.req.kv_cache_dtype, "use auto, bfloat16, fp8* or nvfp4 for an estimate")
+            % ctx.kv_cache_dtype, "use auto, bfloat16, fp8* or nvfp4 for an estimate")
 
 
 @rule("image_patches_known", "plan", "Declared patches are in the catalog",

@@ -103,3 +103,32 @@ def test_unknown_architecture_is_never_a_silent_satisfiable(write_config):
     assert result["satisfiable"]
     found = [w for w in result["warnings"] if w["rule"] == "architecture_known"]
     assert found and "only the generic rules" in found[0]["message"]
+
+
+def test_modelopt_hf_quant_config_is_read_and_sets_the_auto_kv_dtype():
+    # DeepSeek-V3.1-NVFP4 keeps its quantization in hf_quant_config.json (ModelOpt 0.29 layout)
+    model = parse_model(str(MODELS / "deepseek-v3.1-nvfp4"))
+    assert model.quant["method"] == "nvfp4" and model.quant["group_size"] == 16
+    assert model.auto_kv_cache_dtype == "fp8_e4m3"
+    auto = _plan("deepseek-v3.1-nvfp4", tensor_parallel_size=4, nodes=4,
+                 kv_cache_memory_bytes=2 ** 30)
+    bf16 = _plan("deepseek-v3.1-nvfp4", tensor_parallel_size=4, nodes=4,
+                 kv_cache_dtype="bfloat16", kv_cache_memory_bytes=2 ** 30)
+    assert auto["plan"]["kv_cache_dtype"] == "fp8_e4m3"
+    assert auto["kv_cache"]["bytes_per_token"] * 2 == bf16["kv_cache"]["bytes_per_token"]
+
+
+def test_a_modelopt_config_without_producer_keeps_auto():
+    # vLLM sets quant_method modelopt only for producer "modelopt" (or the legacy layout);
+    # without it the KV format stays auto although the weights are ModelOpt FP8.
+    model = parse_model(str(MODELS / "nemotron-3-super-120b-a12b-fp8"))
+    assert model.quant["method"] == "fp8" and model.auto_kv_cache_dtype is None
+    result = _plan("nemotron-3-super-120b-a12b-fp8", tensor_parallel_size=2, nodes=2)
+    assert result["plan"]["kv_cache_dtype"] == "auto"
+
+
+def test_deepseek_v32_turns_bfloat16_kv_into_auto():
+    result = _plan("deepseek-v3.2-nvfp4", tensor_parallel_size=4, nodes=4,
+                   kv_cache_dtype="bfloat16")
+    assert result["plan"]["kv_cache_dtype"] == "auto"
+    assert "sparse_mla_backend" not in _rules(result)
