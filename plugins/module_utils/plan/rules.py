@@ -125,7 +125,8 @@ def _attention_heads(ctx):
                 "parallel size (%d).)" % (entry["layer_type"], q, ctx.tp, q, ctx.tp), hint % q)
 
 
-@rule("kv_heads_tp", "worker", "KV heads divide over TP, or TP is a multiple of them (every layer type)",
+@rule("kv_heads_tp", "worker",
+      "KV heads divide over TP, or TP is a multiple of them (every layer type)",
       "vllm/model_executor/layers/linear.py QKVParallelLinear: divide(total_num_kv_heads, tp) "
       "or divide(tp, total_num_kv_heads)")
 def _kv_heads(ctx):
@@ -169,7 +170,8 @@ def _lcm64(tp):
     return VOCAB_PADDING * tp // a
 
 
-@rule("moe_width_tp", "worker", "MoE expert width per rank fits TP, the quantization block and the kernels",
+@rule("moe_width_tp", "worker",
+      "MoE expert width per rank fits TP, the quantization block and the kernels",
       "vllm/model_executor/layers/fused_moe/layer.py FusedMoE (intermediate_size % tp); "
       "quantization/modelopt.py NVFP4 group 16 / quantization/fp8.py block_n 128; FlashInfer "
       "TRTLLM MoE (intermediate_size % 128)")
@@ -361,7 +363,8 @@ def _dcp_interleave(ctx):
             "set cp_kv_cache_interleave_size: 1 when DCP runs with MTP")
 
 
-@rule("dcp_mtp_draft_inherit", "worker", "Under DCP the MTP draft inherits decode_context_parallel_size",
+@rule("dcp_mtp_draft_inherit", "worker",
+      "Under DCP the MTP draft inherits decode_context_parallel_size",
       "vllm/config/speculative.py create_draft_parallel_config (draft dcp=1); "
       "local-inference-lab/vllm PR #72; vLLM PR #55472")
 def _dcp_draft(ctx):
@@ -431,7 +434,7 @@ def _mtp_layers(ctx):
             "measure acceptance per position (benchmark role) before keeping %d tokens" % n)
 
 
-_DRAFT_METHODS = ("eagle", "eagle3", "draft_model", "dflash", "medusa", "mlp_speculator")
+_DRAFT_METHODS = ("eagle", "eagle3", "draft_model", "dflash")
 
 
 @rule("spec_draft_model", "config", "The speculative method has the draft it needs",
@@ -608,7 +611,8 @@ def _ladder_at_least(n):
     return round_up(n, 8) if n < 256 else round_up(n, 16)
 
 
-@rule("cudagraph_sp_divisibility", "runner", "Spec-decode and sequence-parallel capture shapes agree",
+@rule("cudagraph_sp_divisibility", "runner",
+      "Spec-decode and sequence-parallel capture shapes agree",
       _CG_SOURCE)
 def _cg_sp(ctx):
     if ctx.capture.sp_conflict:
@@ -693,7 +697,8 @@ def _kv_dtype(ctx):
             "use kv_cache_dtype: fp8 (or auto) for this MLA model")
 
 
-@rule("sparse_mla_backend", "worker", "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
+@rule("sparse_mla_backend", "worker",
+      "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
       "vllm/platforms/cuda.py (SM12x: FLASHINFER_MLA_SPARSE_SM120); "
       "vllm/v1/attention/backends/mla/flashinfer_mla_sparse_sm120.py; "
       "vllm/platforms/interface.py update_block_size_for_backend")
