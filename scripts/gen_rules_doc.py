@@ -38,8 +38,10 @@ def agreement_section():
            "(`tests/unit/plan/test_differential_suite.py`). A plan agrees when the verdict of "
            "the `config`-stage rules matches vLLM's `create_engine_config()`, the "
            "`runner`-stage verdict matches vLLM's own capture-size resolution at runner "
-           "start-up, and the capture lists are equal (see `differential.compare`). "
-           "`worker`-stage rules are not judged: vLLM checks them on a GPU.", "",
+           "start-up, the capture lists are equal and so are the settings vLLM resolves "
+           "(%s; see `differential.compare`). "
+           "`worker`-stage rules are not judged: vLLM checks them on a GPU."
+           % ", ".join(differential.RESOLVED), "",
            "Overall: **%d of %d plans agree** over %d architectures." % (agree, plans,
                                                                         len(table)), "",
            "| architecture | models | plans | agree |", "|---|---|---|---|"]
