@@ -16,6 +16,8 @@ Agreement is ``differential.compare``, stage by stage, because the oracle runs v
   between ``accepted`` and ``accepted_with_runtime_emulation``. The attention-backend
   emulation (the other half of ``accepted_with_runtime_emulation``) is best effort on a CPU
   host without FlashInfer and is not compared;
+* the settings vLLM resolves (``differential.RESOLVED``: max_model_len, the GB10 batch
+  defaults, async scheduling, the KV dtype) <-> the engine's resolved plan;
 * the capture list vLLM resolved at config time <-> ours, and the list after the runner stage
   when it passed.
 
