@@ -1,5 +1,7 @@
-"""Write docs/preflight-rules.md from the rule registry, the patch catalog and the build
-profiles, so the documentation cannot drift from the code (a test checks it is current).
+"""Write docs/preflight-rules.md from the rule registry (with each rule's vLLM stage), the
+agreement of the plan engine with the recorded vLLM differential suite per architecture, the
+patch catalog and the build profiles, so the documentation cannot drift from the code (a test
+checks it is current).
 
     .venv/bin/python scripts/gen_rules_doc.py
 """
@@ -14,9 +16,45 @@ sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.builds import (  # noqa
     BUILD_PROFILES, DEFAULT_BUILD)
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.patches import PATCHES  # noqa
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.rules import RULES  # noqa
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.rules import (  # noqa
+    RULES, STAGES)
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import differential  # noqa: E402
 
 TARGET = ROOT / "docs" / "preflight-rules.md"
+
+
+def agreement_section():
+    """Agreement per architecture of the plan engine with vLLM 0.33.0's recorded verdicts."""
+    table, mismatches = differential.agreement()
+    plans = sum(row[0] for row in table.values())
+    agree = sum(row[1] for row in table.values())
+    out = ["## Agreement with vLLM 0.33.0", "",
+           "The recorded differential suite (`tests/fixtures/differential/`: real config.json "
+           "files with their sources, `plans.yml`, and vLLM's verdicts in `expected.jsonl`, "
+           "recorded by `scripts/differential.py record` with the vllm-oracle as a GB10 "
+           "node) is checked at every `make test` "
+           "(`tests/unit/plan/test_differential_suite.py`). A plan agrees when the verdict of "
+           "the `config`-stage rules matches vLLM's `create_engine_config()`, the "
+           "`runner`-stage verdict matches vLLM's own capture-size resolution at runner "
+           "start-up, the capture lists are equal and so are the settings vLLM resolves "
+           "(%s; see `differential.compare`). "
+           "`worker`-stage rules are not judged: vLLM checks them on a GPU."
+           % ", ".join(differential.RESOLVED), "",
+           "Overall: **%d of %d plans agree** over %d architectures." % (agree, plans,
+                                                                        len(table)), "",
+           "| architecture | models | plans | agree |", "|---|---|---|---|"]
+    for arch in sorted(table):
+        total, ok, models = table[arch]
+        out.append("| `%s` | %s | %d | %d (%.0f %%) |" % (arch, ", ".join(sorted(models)),
+                                                       total, ok, 100.0 * ok / total))
+    if mismatches:
+        out += ["", "Disagreements:", ""]
+        out += ["- `%s`: %s" % (plan["id"], diff[0][0]) for plan, diff in mismatches]
+    out += ["", "Architectures outside the suite and the recipes get a warning that the "
+            "verdict covers only the generic rules (rule `architecture_known`)."]
+    return out
 
 
 def render():
@@ -25,9 +63,13 @@ def render():
            "", "## Rules", "",
            "Each rule reports an error (the plan cannot boot or misbehaves) or a warning, with "
            "its message, a fix and the vLLM source it encodes.", "",
-           "| rule | checks | source |", "|---|---|---|"]
+           "The stage says where vLLM applies the rule: %s." % "; ".join(
+               "`%s`: %s" % item for item in STAGES.items()), "",
+           "| rule | stage | checks | source |", "|---|---|---|---|"]
     for rule in RULES:
-        out.append("| `%s` | %s | %s |" % (rule.id, rule.title, rule.source.replace("|", "/")))
+        out.append("| `%s` | %s | %s | %s |" % (rule.id, rule.stage, rule.title,
+                                              rule.source.replace("|", "/")))
+    out += [""] + agreement_section()
     out += ["", "## Image patches", "",
             "| patch id | what it does | required when | evidence |", "|---|---|---|---|"]
     for pid in sorted(PATCHES):

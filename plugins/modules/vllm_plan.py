@@ -21,6 +21,10 @@ description:
   - Plans virtual-head padding when O(virtual_heads=true) and TP does not divide the heads, and
     names the image patches the plan therefore needs.
   - Rules that differ between vLLM builds take the build from O(vllm_build).
+  - Applies what vLLM does per architecture (MTP drafts, model-set capture caps, EAGLE drafts).
+    An architecture it does not model, or a config part it cannot model (linear-attention or
+    Mamba layers, an unknown quantization method), is reported as a warning that the verdict
+    covers only the generic rules.
   - Fails when the plan is not satisfiable and lists every violation with its fix. Never changes
     anything; check mode behaves the same.
   - Option names are vLLM's own engine-argument names.
@@ -249,7 +253,10 @@ satisfiable:
   type: bool
   sample: true
 violations:
-  description: Every broken rule (not only the first), each with its message, fix and source.
+  description:
+    - Every broken rule (not only the first), each with its message, fix and source.
+    - C(stage) says where vLLM applies the rule (C(config) in create_engine_config, C(runner) at
+      model-runner start-up, C(worker) on the GPU worker) or C(plan) for the planner's own checks.
   returned: success or failure after the plan was read
   type: list
   elements: dict
@@ -259,6 +266,7 @@ violations:
       message: "No valid cudagraph sizes after rounding to multiple of 5 ..."
       fix: "set max_cudagraph_capture_size to a ladder size >= 5 (e.g. 8) ..."
       source: "vllm/config/compilation.py adjust_cudagraph_sizes_for_spec_decode"
+      stage: runner
 warnings:
   description:
     - "Findings that do not make the plan unsatisfiable, as C([rule] message (hint: fix)) strings;

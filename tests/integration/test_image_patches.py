@@ -1,5 +1,7 @@
 """The image patches: the catalog and the patch files agree, and every shipped patch applies
-to the pinned vLLM release's source (its PyPI sdist, sha256-checked, cached in .cache/)."""
+to the source of the vLLM release it is for (its PyPI sdist, sha256-checked, cached in .cache/):
+0.33.0 (the Spark default, whose sources the lab's stand-in carries) and 0.32.0 (the release of
+the lab's real engine, vLLM's CPU build: its Python sources are the release's)."""
 from __future__ import annotations
 
 import hashlib
@@ -19,9 +21,18 @@ from conftest import ROOT
 
 PATCH_DIR = ROOT / "roles/vllm_image/files/patches"
 LAB_DEFAULTS = yaml.safe_load((ROOT / "roles/lab/defaults/main.yml").read_text())
-SDIST_URL = LAB_DEFAULTS["lab_standin_vllm_sdist_url"].strip()
-SDIST_SHA256 = LAB_DEFAULTS["lab_standin_vllm_sdist_sha256"]
-VERSION = re.search(r"vllm-([0-9.]+)\.tar\.gz$", SDIST_URL).group(1)
+# release -> (sdist URL, sha256): the stand-in's pinned release, and the CPU engine's release.
+SDISTS = {
+    re.search(r"vllm-([0-9.]+)\.tar\.gz$", LAB_DEFAULTS["lab_standin_vllm_sdist_url"].strip())
+    .group(1): (LAB_DEFAULTS["lab_standin_vllm_sdist_url"].strip(),
+                LAB_DEFAULTS["lab_standin_vllm_sdist_sha256"]),
+    "0.32.0": ("https://files.pythonhosted.org/packages/d5/df/5471312c76e335eaa2b8333e87ea39f0d"
+               "37bfe24f10a582620e34ff12e33/vllm-0.32.0.tar.gz",
+               "d2c957d5eee3d0985012151315ddc62cbe0cd368fc96a5fc3510438d9dddf2ad"),
+}
+VERSION = re.search(r"vllm-([0-9.]+)\.tar\.gz$",
+                    LAB_DEFAULTS["lab_standin_vllm_sdist_url"].strip()).group(1)
+ENGINE_RELEASE = LAB_DEFAULTS["lab_engine_package"].split("==")[1]
 
 
 def shipped_files():
@@ -47,24 +58,34 @@ def test_every_shipped_patch_exists_for_the_pinned_release():
             assert (PATCH_DIR / pid / ("%s.patch" % VERSION)).is_file(), pid
 
 
-@pytest.fixture(scope="module")
-def vllm_source(tmp_path_factory):
-    """The pinned release's source tree (only the files the patches touch)."""
+def test_the_lab_recipe_s_patches_exist_for_the_lab_engine_s_release():
+    recipe = yaml.safe_load((ROOT / "recipes/vars/tiny.yml").read_text())
+    for pid in recipe["recipe_image_patches"]:
+        assert (PATCH_DIR / pid / ("%s.patch" % ENGINE_RELEASE)).is_file(), pid
+
+
+def test_every_patch_file_is_for_a_release_with_a_pinned_source():
+    assert {path.stem for path in shipped_files()} <= set(SDISTS)
+
+
+def release_source(tmp_path_factory, version):
+    """The release's source tree (only the files its patches touch)."""
+    url, sha256 = SDISTS[version]
     cache = ROOT / ".cache"
     cache.mkdir(exist_ok=True)
-    sdist = cache / ("vllm-%s.tar.gz" % VERSION)
-    if not sdist.exists() or hashlib.sha256(sdist.read_bytes()).hexdigest() != SDIST_SHA256:
+    sdist = cache / ("vllm-%s.tar.gz" % version)
+    if not sdist.exists() or hashlib.sha256(sdist.read_bytes()).hexdigest() != sha256:
         part = sdist.with_suffix(".part")
-        with urllib.request.urlopen(SDIST_URL, timeout=120) as response, open(part, "wb") as out:
+        with urllib.request.urlopen(url, timeout=120) as response, open(part, "wb") as out:
             shutil.copyfileobj(response, out)
         digest = hashlib.sha256(part.read_bytes()).hexdigest()
-        assert digest == SDIST_SHA256, "sdist %s has sha256 %s" % (SDIST_URL, digest)
+        assert digest == sha256, "sdist %s has sha256 %s" % (url, digest)
         part.rename(sdist)
     touched = set()
-    for path in shipped_files():
+    for path in PATCH_DIR.glob("*/%s.patch" % version):
         touched.update(re.findall(r"(?m)^\+\+\+ b/(\S+)", path.read_text()))
-    top = "vllm-%s/" % VERSION
-    dest = tmp_path_factory.mktemp("src")
+    top = "vllm-%s/" % version
+    dest = tmp_path_factory.mktemp("src-%s" % version)
     with tarfile.open(sdist) as tar:
         members = [m for m in tar.getmembers() if m.name[len(top):] in touched]
         tar.extractall(dest, members=members, filter="data")
@@ -72,15 +93,32 @@ def vllm_source(tmp_path_factory):
     return dest / top
 
 
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    cache = {}
+
+    def get(version):
+        if version not in cache:
+            cache[version] = release_source(tmp_path_factory, version)
+        return cache[version]
+    return get
+
+
+@pytest.fixture
+def vllm_source(sources):
+    return sources(VERSION)
+
+
 def run_patch(src, patch, *extra):
     return subprocess.run(["patch", "--forward", "--batch", "-p1", "-d", str(src), "-i",
                            str(patch), *extra], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("patch", shipped_files(), ids=lambda p: p.parent.name)
-def test_patch_applies_to_the_release_source(vllm_source, tmp_path, patch):
+@pytest.mark.parametrize("patch", shipped_files(),
+                         ids=lambda p: "%s-%s" % (p.parent.name, p.stem))
+def test_patch_applies_to_the_release_source(sources, tmp_path, patch):
     src = tmp_path / "src"
-    shutil.copytree(vllm_source, src)
+    shutil.copytree(sources(patch.stem), src)
     first = run_patch(src, patch)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "offset" not in first.stdout and "fuzz" not in first.stdout, first.stdout
@@ -89,11 +127,12 @@ def test_patch_applies_to_the_release_source(vllm_source, tmp_path, patch):
     assert second.returncode != 0 and "previously applied" in second.stdout
 
 
-def test_draft_dcp_patch_makes_the_draft_inherit_dcp(vllm_source, tmp_path):
+@pytest.mark.parametrize("version", sorted(p.stem for p in PATCH_DIR.glob("draft-dcp-inherit/*.patch")))
+def test_draft_dcp_patch_makes_the_draft_inherit_dcp(sources, tmp_path, version):
     src = tmp_path / "src"
-    shutil.copytree(vllm_source, src)
+    shutil.copytree(sources(version), src)
     before = (src / "vllm/config/speculative.py").read_text()
-    assert run_patch(src, PATCH_DIR / "draft-dcp-inherit" / ("%s.patch" % VERSION)).returncode == 0
+    assert run_patch(src, PATCH_DIR / "draft-dcp-inherit" / ("%s.patch" % version)).returncode == 0
     after = (src / "vllm/config/speculative.py").read_text()
     call = after[after.index("draft_parallel_config = ParallelConfig("):]
     call = call[:call.index(")\n")]

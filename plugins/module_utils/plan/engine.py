@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from . import cudagraph, kvcache
 from .builds import resolve_build
-from .model import parse_model
+from .model import parse_model, read_draft
 from .padding import plan_dims
 from .request import (PlanRequest, SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS,
                       SPARK_DEFAULT_MAX_NUM_SEQS)
-from .rules import run_rules
+from .rules import run_rules, v1_async_incompatibility
 
 
 class Context(object):
@@ -52,15 +52,24 @@ class Context(object):
             if not req.enable_chunked_prefill:
                 default = max(self.max_model_len, default)
             self.max_num_batched_tokens = min(self.max_num_seqs * self.max_model_len, default)
+        self.kv_cache_dtype = kvcache.resolve_kv_cache_dtype(model, req.kv_cache_dtype)
         self.block_size = kvcache.block_size(model, req.block_size, build.default_block_size)
         self.dtype_bytes = kvcache.model_dtype_bytes(req.dtype, model.dtype)
         # vLLM's CPU platform has no CUDA graphs: plans there run eager.
         self.eager = req.enforce_eager or build.platform != "cuda"
         self.dims = plan_dims(model, build, self.tp, req.virtual_heads)
         self.image_patches = set(req.vllm_patches) | set(build.builtin_patches)
+        self.draft = read_draft(req.speculative_config)
+        # Some model classes set their own capture cap when the user sets neither the cap
+        # nor the list (archs.CUDAGRAPH_MAX_DEFAULT); vLLM treats it as a configured cap.
+        max_capture = req.max_cudagraph_capture_size
+        model_cap = (model.cudagraph_max_default if max_capture is None and
+                     req.cudagraph_capture_sizes is None else None)
+        if model_cap:
+            max_capture = model_cap
         self.capture = cudagraph.resolve(
             build,
-            max_cudagraph_capture_size=req.max_cudagraph_capture_size,
+            max_cudagraph_capture_size=max_capture,
             cudagraph_capture_sizes=req.cudagraph_capture_sizes,
             max_num_seqs=self.max_num_seqs,
             max_num_batched_tokens=self.max_num_batched_tokens,
@@ -68,17 +77,19 @@ class Context(object):
             tensor_parallel_size=self.tp,
             sequence_parallelism=req.sequence_parallelism,
             enforce_eager=self.eager)
+        if model_cap:
+            self.capture.truncated = None  # the model's own cap, not one the user gave
         # vllm/config/vllm.py: async scheduling is on by default; Model Runner V1 drops it
-        # with pipeline parallelism.
+        # with some speculative methods and with pipeline parallelism.
         if req.async_scheduling is None:
-            self.async_scheduling = build.async_scheduling_default and not (
-                build.model_runner == "v1" and self.pp > 1)
+            self.async_scheduling = build.async_scheduling_default and \
+                v1_async_incompatibility(build, req.speculative_config, self.pp) is None
         else:
             self.async_scheduling = req.async_scheduling
         multi_module_mtp = self.uses_mtp and min(model.mtp_layers, self.n_spec) > 1
         self.kv = kvcache.estimate(
             model, self.dims, tp=self.tp, pp=self.pp, dcp=self.dcp,
-            kv_cache_dtype=req.kv_cache_dtype, block_size=self.block_size,
+            kv_cache_dtype=self.kv_cache_dtype, block_size=self.block_size,
             max_model_len=self.max_model_len,
             max_num_batched_tokens=self.max_num_batched_tokens,
             kv_cache_memory_bytes=req.kv_cache_memory_bytes,
@@ -184,6 +195,7 @@ def evaluate_request(req, model, build):
         "block_size": ctx.block_size,
         "num_speculative_tokens": ctx.n_spec,
         "async_scheduling": ctx.async_scheduling,
+        "kv_cache_dtype": ctx.kv_cache_dtype,
         "vllm_build": build.name,
     })
     return {

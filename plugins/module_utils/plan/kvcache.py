@@ -31,6 +31,7 @@ memory holds those blocks plus the null block;
 """
 from __future__ import annotations
 
+from .archs import KV_CACHE_DTYPE_ALIASES
 from .padding import cdiv
 
 SPARSE_MLA_BLOCK = 64   # FLASHMLA_SPARSE / FlashInfer sparse MLA / DSA indexer kernels
@@ -62,6 +63,20 @@ def model_dtype_bytes(dtype, config_dtype=None):
     if dtype and dtype != "auto":
         return _DTYPE_BYTES[dtype]
     return 2
+
+
+def resolve_kv_cache_dtype(model, requested):
+    """The kv_cache_dtype vLLM 0.33 validates and sizes with, for the requested one.
+
+    ``auto`` becomes the KV format a ModelOpt checkpoint declares
+    (vllm/engine/arg_utils.py create_engine_config -> resolve_kv_cache_dtype_string); then
+    some model classes rename a dtype (archs.KV_CACHE_DTYPE_ALIASES, applied later by
+    vLLM, so a renamed dtype is not resolved again).
+    """
+    dtype = requested
+    if dtype == "auto" and model.auto_kv_cache_dtype:
+        dtype = model.auto_kv_cache_dtype
+    return KV_CACHE_DTYPE_ALIASES.get(model.architecture, {}).get(dtype, dtype)
 
 
 def cache_dtype(model, kv_cache_dtype):

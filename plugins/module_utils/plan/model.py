@@ -28,19 +28,13 @@ from __future__ import annotations
 import json
 import os
 
+from .archs import CUDAGRAPH_MAX_DEFAULT, FIXED_MTP_ARCHS, KNOWN, mtp_support
 from .errors import ModelConfigError
 
 MLA_MODEL_TYPES = frozenset([
     "deepseek_v2", "deepseek_v3", "deepseek_v32", "deepseek_mtp", "glm_moe_dsa", "kimi_k2",
     "kimi_linear", "longcat_flash", "pangu_ultra_moe", "pangu_ultra_moe_mtp",
 ])
-# Architectures whose MTP layer count vLLM fixes instead of reading the config
-# (vllm/config/speculative.py: "vLLM currently supports only the first MiMo-V2 MTP layer").
-FIXED_MTP_ARCHS = {
-    "MiMoV2ForCausalLM": 1,
-    "MiMoV2OmniForCausalLM": 1,
-    "MiMoV2FlashForCausalLM": 1,
-}
 
 
 class AttentionType(object):
@@ -81,6 +75,9 @@ class ModelSpec(object):
         self.indexer = kw["indexer"]              # dict or None (DSA)
         self.mtp_layers = kw["mtp_layers"]        # MTP layers vLLM can load (n_predict)
         self.mtp_layers_field = kw["mtp_layers_field"]
+        self.mtp = kw["mtp"]                      # archs.MtpSupport: vLLM's MTP draft
+        self.cudagraph_max_default = kw.get("cudagraph_max_default")
+        self.auto_kv_cache_dtype = kw.get("auto_kv_cache_dtype")  # what "auto" becomes
         self.mtp_attention = kw["mtp_attention"]  # name of the attention type of MTP layers
         self.moe = kw["moe"]                      # dict or None
         self.dense_intermediate_size = kw["dense_intermediate_size"]
@@ -88,6 +85,11 @@ class ModelSpec(object):
         self.quant = kw["quant"]                  # dict: method, group, block
         self.dtype = kw["dtype"]
         self.notes = kw.get("notes", [])
+
+    @property
+    def known_architecture(self):
+        """vLLM's per-architecture behaviour for this model is modelled (archs.KNOWN)."""
+        return self.architecture in KNOWN
 
     @property
     def use_mla(self):
@@ -187,6 +189,17 @@ def load_config(path):
     if not isinstance(data, dict):
         raise ModelConfigError(path, "config.json", "is not a JSON object",
                                "replace it with the model's original config.json")
+    # ModelOpt 0.29 and before keep the quantization in hf_quant_config.json next to
+    # config.json; vLLM reads it when config.json has none (vllm/transformers_utils/config.py).
+    quant_path = os.path.join(os.path.dirname(path), "hf_quant_config.json")
+    if data.get("quantization_config") is None and os.path.isfile(quant_path):
+        try:
+            with open(quant_path) as handle:
+                data = dict(data, quantization_config=json.load(handle))
+        except ValueError as exc:
+            raise ModelConfigError(quant_path, "hf_quant_config.json",
+                                   "is not valid JSON (%s)" % exc,
+                                   "replace it with the checkpoint's original file")
     return path, data
 
 
@@ -197,10 +210,15 @@ def _quantization(reader):
     if not isinstance(qc, dict):
         raise ModelConfigError(reader.path, "quantization_config", "must be an object")
     method = str(qc.get("quant_method", "")).lower()
-    algo = str(qc.get("quant_algo", "")).upper()
     producer = qc.get("producer") if isinstance(qc.get("producer"), dict) else {}
+    # ModelOpt's hf_quant_config.json nests its fields under "quantization".
+    nested = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else {}
+    if nested and not method:
+        qc = dict(qc, **nested)
+    algo = str(qc.get("quant_algo", "")).upper()
     kv_algo = qc.get("kv_cache_quant_algo")
-    if method in ("modelopt", "modelopt_fp4") or producer.get("name") == "modelopt":
+    if method in ("modelopt", "modelopt_fp4") or producer.get("name") == "modelopt" or \
+            (nested and algo):
         if algo in ("NVFP4", "W4A16_NVFP4", "MIXED_PRECISION") or method == "modelopt_fp4":
             return {"method": "nvfp4", "group_size": int(qc.get("group_size") or 16),
                     "block": None, "kv_cache": kv_algo, "quant_method": method or "modelopt"}
@@ -233,6 +251,42 @@ def _quantization(reader):
                 "quant_method": method}
     return {"method": method or "unknown", "group_size": None, "block": None,
             "kv_cache": kv_algo, "quant_method": method}
+
+
+# vllm/utils/torch_utils.py MODELOPT_TO_VLLM_KV_CACHE_DTYPE_MAP
+_MODELOPT_KV_DTYPES = {"fp8": "fp8_e4m3", "nvfp4": "nvfp4"}
+
+
+def _auto_kv_cache_dtype(qc):
+    """What ``--kv-cache-dtype auto`` becomes for this checkpoint, or None (stays auto).
+
+    vLLM 0.33 (vllm/utils/torch_utils.py resolve_kv_cache_dtype_string) takes the KV format
+    of a ModelOpt checkpoint (quant_method modelopt*, which vLLM sets for producer
+    "modelopt" or the legacy modelopt_quant_config layout, model_arch_config_convertor.py):
+    kv_cache_scheme, else kv_cache_quant_algo, on the quantization dict or its top level.
+    """
+    if not isinstance(qc, dict):
+        return None
+    nested = qc.get("quantization") if isinstance(qc.get("quantization"), dict) else {}
+    producer = qc.get("producer") if isinstance(qc.get("producer"), dict) else {}
+    modelopt = str(qc.get("quant_method", "")).startswith("modelopt") or \
+        producer.get("name") == "modelopt" or "modelopt_quant_config" in nested
+    if not modelopt:
+        return None
+    inner = nested or qc
+    algo = (inner.get("kv_cache_scheme") or qc.get("kv_cache_scheme") or
+            inner.get("kv_cache_quant_algo") or qc.get("kv_cache_quant_algo"))
+    if isinstance(algo, dict):
+        if algo.get("dynamic") is False and algo.get("num_bits") == 8 and \
+                algo.get("type") == "float":
+            algo = "fp8"
+        elif algo.get("num_bits") == 4 and algo.get("type") == "float":
+            algo = "nvfp4"
+        else:
+            return "auto"
+    if isinstance(algo, str):
+        return _MODELOPT_KV_DTYPES.get(algo.lower(), "auto")
+    return None
 
 
 def _indexer_layers(reader, num_layers):
@@ -343,6 +397,19 @@ def _moe(reader, num_layers):
     }, dense_layers
 
 
+# quantization_config methods whose weight-shape rules the engine models (others: a note).
+_QUANT_MODELLED = ("none", "nvfp4", "fp8", "fp8_block", "compressed-tensors")
+_MODELLED_LAYER_TYPES = ("full_attention", "sliding_attention", "attention",
+                         "sliding_window_attention")
+
+
+def _unmodelled_layer_types(data):
+    layer_types = data.get("layer_types")
+    if not isinstance(layer_types, list):
+        return set()
+    return set(str(t) for t in layer_types) - set(_MODELLED_LAYER_TYPES)
+
+
 def parse_model(path):
     """Parse config.json at ``path`` (a file or a model directory) into a ModelSpec."""
     path, raw = load_config(path)
@@ -381,12 +448,12 @@ def parse_model(path):
     else:
         attention = _attention_types(reader, num_layers, num_heads, model_type)
 
-    if architecture in FIXED_MTP_ARCHS:
-        mtp_layers = FIXED_MTP_ARCHS[architecture]
-        mtp_field = "fixed by vLLM for %s" % architecture
-    else:
-        mtp_layers = reader.int_or("num_nextn_predict_layers", 0)
-        mtp_field = "num_nextn_predict_layers"
+    mtp = mtp_support(architecture, model_type, data)
+    if mtp.declared and mtp.field in data:
+        reader.int_or(mtp.field, 0)  # a malformed count is a config error
+    # Without a declared count vLLM builds one MTP layer (the KV estimate uses it).
+    mtp_layers = (mtp.layers if mtp.layers is not None else 1) if mtp.supported else 0
+    mtp_field = mtp.field
     mtp_attention = None
     if attention:
         swa = [t for t in attention if t.sliding_window]
@@ -398,6 +465,21 @@ def parse_model(path):
         "moe_intermediate_size") else None
     if moe is None:
         dense_layers = num_layers
+    notes = []
+    for kind in sorted(_unmodelled_layer_types(data)):
+        notes.append("layer_types lists %r layers, which this engine does not model (their "
+                     "heads, state and cache are not checked)" % kind)
+    if reader.has("full_attention_interval") or reader.has("linear_num_value_heads"):
+        notes.append("the model interleaves linear-attention (Gated DeltaNet) layers, which "
+                     "this engine does not model (their heads, state and cache are not "
+                     "checked)")
+    if reader.has("hybrid_override_pattern"):
+        notes.append("hybrid_override_pattern has Mamba layers, which this engine does not "
+                     "model (their heads, state and cache are not checked)")
+    quant = _quantization(reader)
+    if quant["method"] not in _QUANT_MODELLED:
+        notes.append("quantization_config quant_method %r is not modelled (its weight-shape "
+                     "rules are not checked)" % quant["method"])
     return ModelSpec(
         path=path,
         model_type=model_type,
@@ -412,10 +494,33 @@ def parse_model(path):
         indexer=indexer,
         mtp_layers=mtp_layers,
         mtp_layers_field=mtp_field,
+        mtp=mtp,
+        cudagraph_max_default=CUDAGRAPH_MAX_DEFAULT.get(architecture),
+        auto_kv_cache_dtype=_auto_kv_cache_dtype(data.get("quantization_config")),
+        notes=notes,
         mtp_attention=mtp_attention,
         moe=moe,
         dense_intermediate_size=dense_width,
         dense_layers=dense_layers if dense_width else 0,
-        quant=_quantization(reader),
+        quant=quant,
         dtype=str(reader.get("torch_dtype", reader.get("dtype", "bfloat16"))),
     )
+
+
+def read_draft(spec):
+    """Facts about a speculative draft checkpoint (None when the method has no draft).
+
+    ``spec`` is the validated speculative_config. A draft that is not a readable local
+    config gives ``error`` instead of failing the plan (it may be a Hugging Face id).
+    """
+    if not spec or spec.get("is_mtp") or not spec.get("model"):
+        return None
+    path = spec["model"]
+    try:
+        _, raw = load_config(path)
+    except ModelConfigError as exc:
+        return {"path": path, "architecture": None, "error": exc.problem}
+    data = _text_config(raw)
+    architectures = data.get("architectures") or raw.get("architectures") or [None]
+    return {"path": path, "architecture": architectures[0], "error": None,
+            "max_position_embeddings": data.get("max_position_embeddings")}

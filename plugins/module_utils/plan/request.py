@@ -17,8 +17,14 @@ from .errors import PlanInputError
 SPARK_DEFAULT_MAX_NUM_SEQS = 256
 SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS = 2048
 
-SPEC_METHODS_MTP = ("mtp", "deepseek_mtp", "mimo_mtp", "mimo_v2_mtp", "glm4_moe_mtp",
-                    "glm5_next_mtp", "minimax_m3_mtp", "glm4_moe_lite_mtp")
+# vllm/config/speculative.py MTPModelTypes (0.33.0): every name is normalised to "mtp".
+SPEC_METHODS_MTP = ("mtp", "deepseek_mtp", "dots3_note_mtp", "mimo_mtp", "mimo_v2_mtp",
+                    "glm4_moe_mtp", "glm4_moe_lite_mtp", "glm_ocr_mtp", "ernie_mtp",
+                    "nemotron_h_mtp", "exaone_moe_mtp", "exaone4_5_mtp", "qwen3_next_mtp",
+                    "qwen4_exp_mtp", "qwen3_5_mtp", "longcat_flash_mtp",
+                    "bailing_hybrid_v3_mtp", "minimax_m3_mtp", "bailing_hybrid_mtp",
+                    "kimi_k3_mtp", "pangu_ultra_moe_mtp", "step3p5_mtp", "step5_mtp",
+                    "hy_v3_mtp", "hy_v4_mtp", "gemma4_mtp", "inkling_mtp", "glm5_next_mtp")
 SPEC_METHODS_OTHER = ("ngram", "ngram_gpu", "suffix", "eagle", "eagle3", "draft_model",
                       "medusa", "mlp_speculator", "dflash", "dspark")
 SPEC_KEYS = ("method", "num_speculative_tokens", "draft_tensor_parallel_size", "model",

@@ -13,29 +13,44 @@ the padding then shows up as patches the image must declare.
 """
 from __future__ import annotations
 
+from . import archs
 from .cudagraph import round_up
 from .padding import VOCAB_PADDING, gqa_ok, moe_alignment, quant_alignment
 from .patches import PATCHES
 
 
 class Finding(object):
-    __slots__ = ("rule", "severity", "message", "fix", "source")
+    __slots__ = ("rule", "severity", "message", "fix", "source", "stage")
 
-    def __init__(self, rule, severity, message, fix, source):
+    def __init__(self, rule, severity, message, fix, source, stage):
         self.rule = rule
         self.severity = severity
         self.message = message
         self.fix = fix
         self.source = source
+        self.stage = stage
 
     def as_dict(self):
         return {"rule": self.rule, "severity": self.severity, "message": self.message,
-                "fix": self.fix, "source": self.source}
+                "fix": self.fix, "source": self.source, "stage": self.stage}
+
+
+# Where vLLM applies a rule, so a verdict can be compared stage by stage with vLLM's own.
+STAGES = {
+    "config": "vLLM `create_engine_config()` (EngineArgs and the config classes, before any "
+              "process starts)",
+    "runner": "model-runner start-up (CUDA-graph mode and capture sizes)",
+    "worker": "on the GPU worker: model build, weight loading, kernels, KV-cache memory",
+    "plan": "this planner's own check (patches, inputs it needs), not a vLLM rule",
+}
 
 
 class Rule(object):
-    def __init__(self, rule_id, title, source, check):
+    def __init__(self, rule_id, stage, title, source, check):
+        if stage not in STAGES:
+            raise ValueError("rule %s: unknown stage %r" % (rule_id, stage))
         self.id = rule_id
+        self.stage = stage
         self.title = title
         self.source = source
         self.check = check
@@ -44,16 +59,16 @@ class Rule(object):
         out = []
         for item in self.check(ctx) or ():
             severity, message, fix = item
-            out.append(Finding(self.id, severity, message, fix, self.source))
+            out.append(Finding(self.id, severity, message, fix, self.source, self.stage))
         return out
 
 
 RULES = []
 
 
-def rule(rule_id, title, source):
+def rule(rule_id, stage, title, source):
     def register(fn):
-        RULES.append(Rule(rule_id, title, source, fn))
+        RULES.append(Rule(rule_id, stage, title, source, fn))
         return fn
     return register
 
@@ -68,7 +83,7 @@ def _warning(message, fix):
 
 # --- cluster shape ---------------------------------------------------------------------
 
-@rule("world_size", "TP x PP ranks fit the cluster's GPUs",
+@rule("world_size", "config", "TP x PP ranks fit the cluster's GPUs",
       "vllm/config/parallel.py ParallelConfig (world_size = pp * tp; Ray places one rank per GPU)")
 def _world_size(ctx):
     need = ctx.tp * ctx.pp
@@ -86,7 +101,7 @@ def _world_size(ctx):
             "use tensor_parallel_size x pipeline_parallel_size = %d to use every node" % have)
 
 
-@rule("executor_platform", "The platform runs the chosen distributed executor",
+@rule("executor_platform", "config", "The platform runs the chosen distributed executor",
       "vllm/platforms/cpu.py CpuPlatform.check_and_update_config (the CPU platform refuses "
       "Ray); vllm/config/parallel.py DistributedExecutorBackend")
 def _executor(ctx):
@@ -100,7 +115,7 @@ def _executor(ctx):
             "use distributed_executor_backend: %s" % " or ".join(ctx.build.executors))
 
 
-@rule("mp_multi_node", "vLLM's multi-node mp launch splits the ranks evenly over the nodes",
+@rule("mp_multi_node", "worker", "vLLM's multi-node mp launch splits the ranks evenly over the nodes",
       "vllm/v1/executor/multiproc_executor.py MultiprocExecutor._get_parallel_sizes (world "
       "size divisible by nnodes); vllm/config/parallel.py local_world_size")
 def _mp_nodes(ctx):
@@ -124,7 +139,7 @@ def _mp_nodes(ctx):
 
 # --- tensor parallelism ----------------------------------------------------------------
 
-@rule("attention_heads_tp", "Attention (query) heads divide over TP",
+@rule("attention_heads_tp", "config", "Attention (query) heads divide over TP",
       "vllm/config/model.py ModelConfig.verify_with_parallel_config; "
       "vllm/model_executor/layers/linear.py QKVParallelLinear (divide)")
 def _attention_heads(ctx):
@@ -146,7 +161,8 @@ def _attention_heads(ctx):
                 "parallel size (%d).)" % (entry["layer_type"], q, ctx.tp, q, ctx.tp), hint % q)
 
 
-@rule("kv_heads_tp", "KV heads divide over TP, or TP is a multiple of them (every layer type)",
+@rule("kv_heads_tp", "worker",
+      "KV heads divide over TP, or TP is a multiple of them (every layer type)",
       "vllm/model_executor/layers/linear.py QKVParallelLinear: divide(total_num_kv_heads, tp) "
       "or divide(tp, total_num_kv_heads)")
 def _kv_heads(ctx):
@@ -161,7 +177,7 @@ def _kv_heads(ctx):
                 "virtual_heads: true to pad KV heads with the q heads" % kv)
 
 
-@rule("vocab_tp", "Padded vocabulary divides over TP",
+@rule("vocab_tp", "worker", "Padded vocabulary divides over TP",
       "vllm/model_executor/layers/vocab_parallel_embedding.py pad_vocab_size (64) and "
       "vocab_range_from_global_vocab_size (divide)")
 def _vocab(ctx):
@@ -190,7 +206,8 @@ def _lcm64(tp):
     return VOCAB_PADDING * tp // a
 
 
-@rule("moe_width_tp", "MoE expert width per rank fits TP, the quantization block and the kernels",
+@rule("moe_width_tp", "worker",
+      "MoE expert width per rank fits TP, the quantization block and the kernels",
       "vllm/model_executor/layers/fused_moe/layer.py FusedMoE (intermediate_size % tp); "
       "quantization/modelopt.py NVFP4 group 16 / quantization/fp8.py block_n 128; FlashInfer "
       "TRTLLM MoE (intermediate_size % 128)")
@@ -237,7 +254,7 @@ def _moe(ctx):
             "virtual_heads: true to pad it" % (width, kalign))
 
 
-@rule("dense_mlp_tp", "Dense MLP / shared-expert width divides over TP",
+@rule("dense_mlp_tp", "worker", "Dense MLP / shared-expert width divides over TP",
       "vllm/model_executor/layers/linear.py MergedColumnParallelLinear (divide); "
       "quantization/fp8.py validate_fp8_block_shape")
 def _dense(ctx):
@@ -260,7 +277,7 @@ def _dense(ctx):
                 "use a tensor_parallel_size that keeps %d / TP a multiple of %d" % (width, block))
 
 
-@rule("virtual_heads_grouping", "Virtual heads can keep every layer type's GQA grouping",
+@rule("virtual_heads_grouping", "plan", "Virtual heads can keep every layer type's GQA grouping",
       "local-inference-lab/vllm vllm/config/virtual_tp.py _make_coupled_virtual_axes "
       "(requires q % kv == 0)")
 def _grouping(ctx):
@@ -281,7 +298,7 @@ _PADDING_REASON = {
 }
 
 
-@rule("virtual_heads_patches", "The image carries the patches the padding needs",
+@rule("virtual_heads_patches", "plan", "The image carries the patches the padding needs",
       "patch catalog (plugins/module_utils/plan/patches.py); vllm/model_executor/models/"
       "mimo_v2.py load_weights (attention sinks); fused_moe/layer.py (MoE pad)")
 def _padding_patches(ctx):
@@ -307,7 +324,7 @@ def _padding_patches(ctx):
 
 # --- decode context parallelism --------------------------------------------------------
 
-@rule("dcp_divides_tp", "DCP divides TP",
+@rule("dcp_divides_tp", "config", "DCP divides TP",
       "vllm/config/parallel.py ParallelConfig._validate_parallel_config "
       "('tp_size=.. must be divisible by dcp_size=..')")
 def _dcp_tp(ctx):
@@ -318,12 +335,15 @@ def _dcp_tp(ctx):
             % (ctx.tp, ", ".join(str(d) for d in range(1, ctx.tp + 1) if ctx.tp % d == 0)))
 
 
-@rule("dcp_gqa_kv_heads", "DCP on GQA/MQA models uses only KV-head replicas",
-      "vllm/config/model.py ModelConfig.verify_with_parallel_config (dcp > 1 and not use_mla)")
+@rule("dcp_gqa_kv_heads", "config", "DCP on GQA/MQA models uses only KV-head replicas",
+      "vllm/config/model.py ModelConfig.verify_with_parallel_config (dcp > 1 and not use_mla; "
+      "the config's num_attention_heads / num_key_value_heads only)")
 def _dcp_gqa(ctx):
     if ctx.dcp <= 1 or ctx.model.use_mla:
         return
-    for entry in ctx.dims.attention:
+    # vLLM checks the heads of hf_text_config (get_total_num_kv_heads), i.e. the first layer
+    # kind; other kinds (MiMo's sliding-window heads) fail DCP later (dcp_sliding_window).
+    for entry in ctx.dims.attention[:1]:
         kv = entry["kv_heads"][1]
         q = entry["q_heads"][1]
         if ctx.tp <= kv:
@@ -348,7 +368,7 @@ def _dcp_gqa(ctx):
                 "use a decode_context_parallel_size that divides %d" % (q // kv))
 
 
-@rule("dcp_sliding_window", "DCP is not supported with sliding-window / hybrid KV caches",
+@rule("dcp_sliding_window", "worker", "DCP is not supported with sliding-window / hybrid KV caches",
       "vllm/v1/kv_cache_interface.py SlidingWindowSpec ('DCP not support sliding window.'); "
       "vllm/v1/core/kv_cache_utils.py resolve_kv_cache_block_sizes")
 def _dcp_swa(ctx):
@@ -360,7 +380,7 @@ def _dcp_swa(ctx):
             "set decode_context_parallel_size: 1 for this model")
 
 
-@rule("dcp_interleave", "cp_kv_cache_interleave_size fits the block size and MTP",
+@rule("dcp_interleave", "config", "cp_kv_cache_interleave_size fits the block size and MTP",
       "vllm/config/vllm.py (Block_size should be divisible by cp_kv_cache_interleave_size); "
       "vllm/v1/worker/cp_utils.py check_attention_cp_compatibility")
 def _dcp_interleave(ctx):
@@ -379,7 +399,8 @@ def _dcp_interleave(ctx):
             "set cp_kv_cache_interleave_size: 1 when DCP runs with MTP")
 
 
-@rule("dcp_mtp_draft_inherit", "Under DCP the MTP draft inherits decode_context_parallel_size",
+@rule("dcp_mtp_draft_inherit", "worker",
+      "Under DCP the MTP draft inherits decode_context_parallel_size",
       "vllm/config/speculative.py create_draft_parallel_config (draft dcp=1); "
       "local-inference-lab/vllm PR #72; vLLM PR #55472")
 def _dcp_draft(ctx):
@@ -395,7 +416,7 @@ def _dcp_draft(ctx):
             "decode_context_parallel_size: 1, or drop MTP")
 
 
-@rule("dcp_indexer_topk", "DSA sparse indexer under DCP needs a supported index_topk",
+@rule("dcp_indexer_topk", "worker", "DSA sparse indexer under DCP needs a supported index_topk",
       "vllm/model_executor/layers/sparse_attn_indexer.py _assert_cutedsl_dcp_merge_supported")
 def _dcp_indexer(ctx):
     idx = ctx.model.indexer
@@ -407,13 +428,30 @@ def _dcp_indexer(ctx):
 
 # --- speculative decoding --------------------------------------------------------------
 
-@rule("mtp_layers", "MTP token count fits the model's MTP layers",
-      "vllm/config/speculative.py SpeculativeConfig.__post_init__ (n_predict, "
+@rule("mtp_layers", "config", "MTP exists for the architecture and the token count fits its layers",
+      "vllm/config/speculative.py SpeculativeConfig.hf_config_override (the target's MTP "
+      "draft and its n_predict) and __post_init__ ('Unsupported speculative method', "
       "num_speculative_tokens % n_predict)")
 def _mtp_layers(ctx):
     if not ctx.uses_mtp:
         return
+    mtp = ctx.model.mtp
+    if not mtp.supported:
+        yield _error(
+            "Unsupported speculative method: 'mtp' (vLLM 0.33 has no MTP draft for %s: %s)"
+            % (ctx.model.architecture, mtp.field),
+            "drop speculative_config, or use a method that needs no MTP layers (ngram, or "
+            "eagle3 / draft_model with a draft checkpoint)")
+        return
     layers = ctx.model.mtp_layers
+    if mtp.layers is None:
+        yield _warning(
+            "config.json does not give the MTP layer count (%s): vLLM 0.33 accepts any "
+            "num_speculative_tokens and builds one MTP layer, whether or not the checkpoint "
+            "has MTP weights" % mtp.field,
+            "check that the checkpoint ships MTP weights (e.g. mtp.* tensors) before relying "
+            "on MTP")
+        return
     if not layers:
         yield _error(
             "speculative_config method mtp, but the model has no MTP layers (%s is %s)"
@@ -432,7 +470,64 @@ def _mtp_layers(ctx):
             "measure acceptance per position (benchmark role) before keeping %d tokens" % n)
 
 
-@rule("draft_tp", "Draft TP is 1 or the target TP",
+_DRAFT_METHODS = ("eagle", "eagle3", "draft_model", "dflash")
+
+
+@rule("spec_draft_model", "config", "The speculative method has the draft it needs",
+      "vllm/config/speculative.py SpeculativeConfig.__post_init__ ('num_speculative_tokens "
+      "was provided but without speculative model'); " + archs.EAGLE_SOURCE)
+def _spec_draft(ctx):
+    spec = ctx.req.speculative_config
+    if not spec or spec["is_mtp"]:
+        return
+    method = spec["method"]
+    if method in _DRAFT_METHODS and not spec.get("model"):
+        yield _error(
+            "num_speculative_tokens was provided but without speculative model "
+            "(method %s needs speculative_config.model)" % method,
+            "give speculative_config.model (the draft checkpoint), or use method ngram")
+        return
+    draft = ctx.draft
+    if draft is None or draft.get("architecture") is None:
+        return
+    if method in ("eagle", "eagle3"):
+        name, known = archs.eagle_architecture(method, draft["architecture"])
+        if not known:
+            yield _error(
+                "Model architectures ['%s'] are not supported for now (the %s draft %s "
+                "becomes %s under method %s)" % (name, method, draft["architecture"], name,
+                                                 method),
+                "use method %s for this draft, or a draft trained for %s"
+                % ("eagle3" if method == "eagle" else "eagle", method))
+
+
+@rule("spec_draft_readable", "plan", "The draft checkpoint's config can be read",
+      "dgxspark.cluster plan engine")
+def _spec_draft_readable(ctx):
+    draft = ctx.draft
+    if draft is not None and draft.get("error"):
+        yield _warning(
+            "the draft's config.json cannot be read here (%s): the draft's architecture and "
+            "length are not checked" % draft["error"],
+            "point speculative_config.model at a local draft directory to check it")
+
+
+@rule("ngram_lookup", "config", "ngram prompt-lookup bounds are ordered",
+      "vllm/config/speculative.py SpeculativeConfig.__post_init__ (prompt_lookup_min <= "
+      "prompt_lookup_max)")
+def _ngram(ctx):
+    spec = ctx.req.speculative_config
+    if not spec or spec["method"] not in ("ngram", "ngram_gpu"):
+        return
+    low, high = spec.get("prompt_lookup_min"), spec.get("prompt_lookup_max")
+    low = high if low is None else low
+    high = low if high is None else high
+    if low is not None and low > high:
+        yield _error("prompt_lookup_min=%d must be <= prompt_lookup_max=%d" % (low, high),
+                     "set prompt_lookup_min <= prompt_lookup_max (vLLM's default is 5 and 5)")
+
+
+@rule("draft_tp", "config", "Draft TP is 1 or the target TP",
       "vllm/config/speculative.py _verify_and_get_draft_tp")
 def _draft_tp(ctx):
     spec = ctx.req.speculative_config
@@ -446,7 +541,7 @@ def _draft_tp(ctx):
             "set speculative_config.draft_tensor_parallel_size to 1 or %d, or drop it" % ctx.tp)
 
 
-@rule("pp_mtp", "Pipeline parallelism with MTP is supported by the build",
+@rule("pp_mtp", "worker", "Pipeline parallelism with MTP is supported by the build",
       "vLLM #52069 / recipes #875 (draft PP); #57755 (V1 PP broadcast assert); MRV2 PR #46994")
 def _pp_mtp(ctx):
     if ctx.pp > 1 and ctx.uses_mtp and not ctx.build.pp_with_mtp:
@@ -463,18 +558,59 @@ def _pp_mtp(ctx):
             "compare acceptance with a pipeline_parallel_size: 1 plan")
 
 
-@rule("async_scheduling_pp", "Async scheduling is possible with the runner and PP",
-      "vllm/config/vllm.py (Async scheduling is not supported by the V1 model runner with "
-      "pipeline parallelism.)")
+# Speculative methods Model Runner V1 runs with async scheduling: vLLM's EagleModelTypes
+# (eagle, eagle3, dflash, extract_hidden_states and every MTP name), ngram_gpu, draft_model
+# and dspark (vllm/config/vllm.py, VllmConfig.__post_init__ v1_async_sched_incompat).
+_V1_ASYNC_SPEC_METHODS = ("mtp", "eagle", "eagle3", "dflash", "extract_hidden_states",
+                          "ngram_gpu", "draft_model", "dspark")
+
+
+def v1_async_incompatibility(build, spec, pp):
+    """Why Model Runner V1 cannot schedule asynchronously here (vLLM's words), or None.
+
+    vLLM checks the speculative method first, then pipeline parallelism; the V2 runner has
+    neither restriction.
+    """
+    if build.model_runner != "v1":
+        return None
+    if spec:
+        method = "mtp" if spec["is_mtp"] else spec["method"]
+        if method not in _V1_ASYNC_SPEC_METHODS:
+            return "%s-based speculative decoding" % method
+    if pp > 1:
+        return "pipeline parallelism"
+    return None
+
+
+_ASYNC_SOURCE = ("vllm/config/vllm.py VllmConfig.__post_init__ (v1_async_sched_incompat: 'Async "
+                 "scheduling is not supported by the V1 model runner with ...')")
+
+
+@rule("async_scheduling_pp", "config", "Async scheduling is possible with the runner and PP",
+      _ASYNC_SOURCE)
 def _async_pp(ctx):
-    if ctx.req.async_scheduling and ctx.pp > 1 and ctx.build.model_runner == "v1":
+    reason = v1_async_incompatibility(ctx.build, ctx.req.speculative_config, ctx.pp)
+    if ctx.req.async_scheduling and reason == "pipeline parallelism":
         yield _error(
             "Async scheduling is not supported by the V1 model runner with pipeline "
             "parallelism (pipeline_parallel_size %d, build %s)." % (ctx.pp, ctx.build.name),
             "drop async_scheduling (vLLM turns it off by itself) or use pipeline_parallel_size 1")
 
 
-@rule("pp_layers", "Pipeline stages have layers",
+@rule("async_scheduling_spec", "config",
+      "Async scheduling is possible with the runner and the speculative method", _ASYNC_SOURCE)
+def _async_spec(ctx):
+    reason = v1_async_incompatibility(ctx.build, ctx.req.speculative_config, ctx.pp)
+    if ctx.req.async_scheduling and reason and reason != "pipeline parallelism":
+        yield _error(
+            "Async scheduling is not supported by the V1 model runner with %s (build %s)."
+            % (reason, ctx.build.name),
+            "drop async_scheduling (vLLM turns it off by itself), use a speculative method the "
+            "V1 runner schedules asynchronously (mtp, eagle, eagle3, draft_model, ngram_gpu), "
+            "or a Model Runner V2 build")
+
+
+@rule("pp_layers", "worker", "Pipeline stages have layers",
       "vllm/distributed/utils.py get_pp_indices")
 def _pp_layers(ctx):
     if ctx.pp > ctx.model.num_layers:
@@ -490,7 +626,7 @@ _CG_SOURCE = ("vllm/config/vllm.py VllmConfig._set_cudagraph_sizes; vllm/config/
               "resolve_cudagraph_mode_and_sizes / adjust_cudagraph_sizes_for_spec_decode")
 
 
-@rule("cudagraph_no_valid_sizes", "Capture sizes survive the V1 runner's N+1 rounding",
+@rule("cudagraph_no_valid_sizes", "runner", "Capture sizes survive the V1 runner's N+1 rounding",
       _CG_SOURCE)
 def _cg_valid(ctx):
     cap = ctx.capture
@@ -511,7 +647,8 @@ def _ladder_at_least(n):
     return round_up(n, 8) if n < 256 else round_up(n, 16)
 
 
-@rule("cudagraph_sp_divisibility", "Spec-decode and sequence-parallel capture shapes agree",
+@rule("cudagraph_sp_divisibility", "runner",
+      "Spec-decode and sequence-parallel capture shapes agree",
       _CG_SOURCE)
 def _cg_sp(ctx):
     if ctx.capture.sp_conflict:
@@ -520,7 +657,7 @@ def _cg_sp(ctx):
                      "multiple of tensor_parallel_size %d" % ctx.tp)
 
 
-@rule("cudagraph_sequence_parallelism", "Sequence parallelism exists in the build",
+@rule("cudagraph_sequence_parallelism", "config", "Sequence parallelism exists in the build",
       "vllm/config/compilation.py PassConfig (0.33 has no enable_sp pass)")
 def _cg_sp_exists(ctx):
     if ctx.req.sequence_parallelism and not ctx.build.sequence_parallelism:
@@ -530,7 +667,7 @@ def _cg_sp_exists(ctx):
             "set sequence_parallelism: false")
 
 
-@rule("cudagraph_explicit_consistency", "An explicit cap matches an explicit size list",
+@rule("cudagraph_explicit_consistency", "config", "An explicit cap matches an explicit size list",
       _CG_SOURCE)
 def _cg_consistent(ctx):
     if ctx.capture.inconsistent:
@@ -541,7 +678,7 @@ def _cg_consistent(ctx):
             "drop max_cudagraph_capture_size or set it to %d" % top)
 
 
-@rule("cudagraph_truncated", "An explicit cap lies on vLLM's capture ladder",
+@rule("cudagraph_truncated", "config", "An explicit cap lies on vLLM's capture ladder",
       _CG_SOURCE)
 def _cg_truncated(ctx):
     if ctx.capture.truncated:
@@ -553,7 +690,7 @@ def _cg_truncated(ctx):
             % (got, asked))
 
 
-@rule("cudagraph_decode_coverage", "Decode batches of max_num_seqs are captured",
+@rule("cudagraph_decode_coverage", "runner", "Decode batches of max_num_seqs are captured",
       _CG_SOURCE)
 def _cg_cover(ctx):
     cap = ctx.capture
@@ -578,11 +715,12 @@ def _cg_cover(ctx):
 
 # --- KV cache and scheduler -----------------------------------------------------------
 
-@rule("kv_cache_dtype", "The KV-cache dtype exists in the build and suits the attention",
+@rule("kv_cache_dtype", "config", "The KV-cache dtype exists in the build and suits the attention",
       "vllm/config/cache.py CacheConfig (valid kv_cache_dtype names); vllm/config/vllm.py "
-      "(nvfp4 KV cache is not supported with MLA)")
+      "(nvfp4 KV cache is not supported with MLA); vllm/utils/torch_utils.py "
+      "resolve_kv_cache_dtype_string (auto -> a ModelOpt checkpoint's KV format)")
 def _kv_dtype(ctx):
-    dtype = ctx.req.kv_cache_dtype
+    dtype = ctx.kv_cache_dtype  # as vLLM resolves it (auto -> the checkpoint's KV format)
     if dtype not in ctx.build.kv_cache_dtypes:
         yield _error(
             "Invalid kv_cache_dtype: %r for build %s. Valid values are: %s"
@@ -595,7 +733,7 @@ def _kv_dtype(ctx):
             "use kv_cache_dtype: fp8 (or auto) for this MLA model")
 
 
-@rule("attention_head_size", "The attention backend supports the model's head size",
+@rule("attention_head_size", "worker", "The attention backend supports the model's head size",
       "vllm/v1/attention/backends/cpu_attn.py CPUAttentionBackend.get_supported_head_sizes "
       "(build capability head_sizes)")
 def _head_size(ctx):
@@ -612,7 +750,7 @@ def _head_size(ctx):
                 "use a model whose head_dim is one of %s" % ", ".join(str(i) for i in allowed))
 
 
-@rule("block_size_backend", "block_size is a multiple of the attention kernel's block",
+@rule("block_size_backend", "worker", "block_size is a multiple of the attention kernel's block",
       "vllm/v1/attention/backends/cpu_attn.py get_supported_kernel_block_sizes (MultipleOf(32); "
       "build capability block_size_multiple)")
 def _block_multiple(ctx):
@@ -625,7 +763,8 @@ def _block_multiple(ctx):
             % (ctx.build.default_block_size, multiple))
 
 
-@rule("sparse_mla_backend", "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
+@rule("sparse_mla_backend", "worker",
+      "A sparse-MLA (DSA) backend exists for the KV dtype and block size",
       "vllm/platforms/cuda.py (SM12x: FLASHINFER_MLA_SPARSE_SM120); "
       "vllm/v1/attention/backends/mla/flashinfer_mla_sparse_sm120.py; "
       "vllm/platforms/interface.py update_block_size_for_backend")
@@ -633,7 +772,7 @@ def _sparse_mla(ctx):
     if not (ctx.model.use_mla and ctx.model.indexer):
         return
     allowed = ctx.build.sparse_mla_kv_dtypes
-    dtype = ctx.req.kv_cache_dtype
+    dtype = ctx.kv_cache_dtype
     # an unknown dtype is the kv_cache_dtype rule's finding; do not repeat it here
     if allowed is not None and dtype not in allowed and dtype in ctx.build.kv_cache_dtypes:
         yield _error(
@@ -648,7 +787,7 @@ def _sparse_mla(ctx):
             "drop block_size (vLLM then picks 64) or use a multiple of 64")
 
 
-@rule("max_model_len", "max_model_len fits the model's positions",
+@rule("max_model_len", "config", "max_model_len fits the model's positions",
       "vllm/config/model.py _get_and_verify_max_len (VLLM_ALLOW_LONG_MAX_MODEL_LEN)")
 def _max_len(ctx):
     limit = ctx.model.max_position_embeddings
@@ -660,7 +799,7 @@ def _max_len(ctx):
             "(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, at your own risk)" % limit)
 
 
-@rule("scheduler_batch", "max_num_batched_tokens covers max_num_seqs (and max_model_len "
+@rule("scheduler_batch", "config", "max_num_batched_tokens covers max_num_seqs (and max_model_len "
       "without chunked prefill)", "vllm/config/scheduler.py SchedulerConfig.verify_max_model_len")
 def _scheduler(ctx):
     if ctx.max_num_batched_tokens < ctx.max_num_seqs:
@@ -682,7 +821,7 @@ def _scheduler(ctx):
             "enable chunked prefill or raise max_num_batched_tokens to %d" % ctx.max_model_len)
 
 
-@rule("kv_cache_fits", "One request at max_model_len fits in the KV cache",
+@rule("kv_cache_fits", "worker", "One request at max_model_len fits in the KV cache",
       "vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory")
 def _kv_fits(ctx):
     kv = ctx.kv
@@ -699,7 +838,7 @@ def _kv_fits(ctx):
                                                     kv["max_model_len_fit"]))
 
 
-@rule("kv_cache_budget", "A KV-cache budget is given so capacity can be checked",
+@rule("kv_cache_budget", "plan", "A KV-cache budget is given so capacity can be checked",
       "dgxspark.cluster plan engine")
 def _kv_budget(ctx):
     if ctx.req.kv_cache_memory_bytes is None:
@@ -710,10 +849,10 @@ def _kv_budget(ctx):
     elif ctx.kv and ctx.kv.get("unknown_dtype"):
         yield _warning(
             "the KV-cache dtype %s has no size model here; capacity is not estimated"
-            % ctx.req.kv_cache_dtype, "use auto, bfloat16, fp8* or nvfp4 for an estimate")
+            % ctx.kv_cache_dtype, "use auto, bfloat16, fp8* or nvfp4 for an estimate")
 
 
-@rule("image_patches_known", "Declared patches are in the catalog",
+@rule("image_patches_known", "plan", "Declared patches are in the catalog",
       "patch catalog (plugins/module_utils/plan/patches.py)")
 def _patches_known(ctx):
     for patch in ctx.req.vllm_patches:
@@ -724,6 +863,23 @@ def _patches_known(ctx):
                 "check the spelling against the catalog")
 
 
+@rule("architecture_known", "plan", "vLLM's per-architecture behaviour is modelled",
+      "plugins/module_utils/plan/archs.py KNOWN (checked by the recorded differential suite)")
+def _architecture_known(ctx):
+    model = ctx.model
+    if not model.known_architecture:
+        yield _warning(
+            "architecture %s is not one this planner models: the verdict covers only the "
+            "generic rules (heads, DCP, MTP layer count, capture sizes, KV dtype, lengths), not "
+            "the adjustments vLLM makes for this model class" % model.architecture,
+            "treat a 'satisfiable' verdict as provisional; the architectures checked against "
+            "vLLM are listed in docs/preflight-rules.md")
+    for note in model.notes:
+        yield _warning(
+            "%s: the verdict covers only the generic rules for that part" % note,
+            "treat a 'satisfiable' verdict as provisional for this model")
+
+
 def run_rules(ctx):
     findings = []
     for item in RULES:
@@ -732,4 +888,5 @@ def run_rules(ctx):
 
 
 def describe_rules():
-    return [{"rule": r.id, "title": r.title, "source": r.source} for r in RULES]
+    return [{"rule": r.id, "stage": r.stage, "title": r.title, "source": r.source}
+            for r in RULES]

@@ -11,6 +11,8 @@ import pytest
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.rules import RULES
 
+from conftest import ROOT
+
 MTP1 = {"method": "mtp", "num_speculative_tokens": 1}
 MTP2 = {"method": "mtp", "num_speculative_tokens": 2}
 MTP3 = {"method": "mtp", "num_speculative_tokens": 3}
@@ -24,8 +26,33 @@ GLM_OK = {"tensor_parallel_size": 4, "nodes": 4, "decode_context_parallel_size":
           "kv_cache_memory_bytes": 1810000000, "max_num_seqs": 1,
           "max_num_batched_tokens": 1024, "max_cudagraph_capture_size": 4}
 
+EAGLE3_DRAFT = str(ROOT / "tests/fixtures/differential/models/draft-llama3-70b-eagle3")
+EAGLE3 = {"method": "eagle3", "model": EAGLE3_DRAFT, "num_speculative_tokens": 3}
+
 # rule id: (severity, passing case, failing case); a case is (base, config overrides, options)
 CASES = {
+    "architecture_known": ("warning",
+                           ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4}),
+                           ("gqa", {"architectures": ["FancyNewForCausalLM"]},
+                            {"tensor_parallel_size": 4, "nodes": 4})),
+    "spec_draft_model": ("error",
+                         ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4,
+                                      "speculative_config": EAGLE3}),
+                         ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4,
+                                      "speculative_config": dict(EAGLE3, method="eagle")})),
+    "spec_draft_readable": ("warning",
+                            ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4,
+                                         "speculative_config": EAGLE3}),
+                            ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4,
+                                         "speculative_config": dict(
+                                             EAGLE3, model="yuhuili/EAGLE3-LLaMA3.3-70B")})),
+    "ngram_lookup": ("error",
+                     ("gqa", {}, {"speculative_config": {
+                         "method": "ngram", "num_speculative_tokens": 3,
+                         "prompt_lookup_max": 4}}),
+                     ("gqa", {}, {"speculative_config": {
+                         "method": "ngram", "num_speculative_tokens": 3,
+                         "prompt_lookup_min": 5, "prompt_lookup_max": 2}})),
     "world_size": ("error",
                    ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4}),
                    ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 2})),
@@ -127,6 +154,13 @@ CASES = {
                                          "vllm_build": GLM_BUILD}),
                             ("mla", {}, {"pipeline_parallel_size": 2, "nodes": 2,
                                          "async_scheduling": True, "vllm_build": GLM_BUILD})),
+    "async_scheduling_spec": ("error",
+                              ("gqa", {}, {"async_scheduling": True, "vllm_build": GLM_BUILD,
+                                           "speculative_config": dict(EAGLE3)}),
+                              ("gqa", {}, {"async_scheduling": True, "vllm_build": GLM_BUILD,
+                                           "speculative_config": {
+                                               "method": "ngram",
+                                               "num_speculative_tokens": 3}})),
     "pp_layers": ("error",
                   ("gqa", {}, {"pipeline_parallel_size": 4, "nodes": 4}),
                   ("gqa", {}, {"pipeline_parallel_size": 8, "nodes": 8})),
