@@ -104,11 +104,6 @@ def sources(tmp_path_factory):
     return get
 
 
-@pytest.fixture
-def vllm_source(sources):
-    return sources(VERSION)
-
-
 def run_patch(src, patch, *extra):
     return subprocess.run(["patch", "--forward", "--batch", "-p1", "-d", str(src), "-i",
                            str(patch), *extra], capture_output=True, text=True)
