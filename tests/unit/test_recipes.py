@@ -15,7 +15,7 @@ import shlex
 import pytest
 import yaml
 
-from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
+from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster, recipe
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
 
 from conftest import ROOT
@@ -150,22 +150,25 @@ def load(recipe):
     return yaml.safe_load((ROOT / "recipes/vars" / ("%s.yml" % recipe)).read_text())
 
 
+def inputs(name, overrides=None):
+    """The roles' inputs of a recipe, as site.yml takes them (module_utils/recipe.py)."""
+    return recipe.inputs(load(name), overrides, {"collection_root": str(ROOT)})
+
+
 def executor(data):
-    """The recipe's executor as site.yml takes it (playbooks/vars/site.yml: mp by default)."""
+    """The recipe's executor as site.yml takes it (mp unless the plan says ray)."""
     return data["recipe_plan"].get("distributed_executor_backend", "mp")
 
 
-def rendered(recipe):
+def rendered(name):
     """The head's vllm serve command line as the vllm_cluster role renders it."""
-    data = load(recipe)
-    args = {"distributed_executor_backend": executor(data)}
-    args.update(cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"]))
-    model = "/models/" + data["recipe_model_dir"].rsplit("/", 1)[1]
+    data, roles = load(name), inputs(name)
+    model = "/models/" + roles["vllm_cluster_model_dir"].rsplit("/", 1)[1]
     launch = None
-    if executor(data) == "mp" and data["recipe_plan"]["nodes"] > 1:
+    if roles["vllm_cluster_executor"] == "mp" and data["recipe_plan"]["nodes"] > 1:
         launch = cluster.multi_node(data["recipe_plan"]["nodes"], 0, "10.20.0.11", 29501)
-    argv = cluster.serve_argv(model, args, data["recipe_served_model_name"], "10.99.0.11", 8000,
-                              launch)
+    argv = cluster.serve_argv(model, roles["vllm_cluster_engine_args"],
+                              roles["vllm_cluster_served_model_name"], "10.99.0.11", 8000, launch)
     return argv, flags(cluster.shell_line(argv[3:]))
 
 
@@ -224,34 +227,44 @@ def test_environment_matches_the_published_one_or_says_why(recipe, published, ex
         assert ours[key] == published[key], key
 
 
-@pytest.mark.parametrize("recipe", ["glm52", "mimo_v25", "site"])
-def test_recipe_plan_passes_preflight_as_published(recipe):
-    data = load(recipe)
-    result = engine.evaluate(dict(data["recipe_plan"], model_config=str(
-        ROOT / data["recipe_model_profile"])))
+@pytest.mark.parametrize("name", ["glm52", "mimo_v25", "site", "tiny"])
+def test_recipe_plan_passes_preflight_on_its_image(name):
+    roles = inputs(name)
+    plan = roles["preflight_plan"]
+    # one verdict: the build profile and patches are the image's, in every role's input
+    assert plan["vllm_build"] == roles["vllm_image_build_profile"] == roles["preflight_image_build"]
+    assert plan["vllm_patches"] == sorted(roles["vllm_image_patches"])
+    result = engine.evaluate(dict(plan, model_config=roles["preflight_fallback_model_config"]))
     assert result["satisfiable"], result["violations"]
 
 
-@pytest.mark.parametrize("recipe, change, rule", [
-    ("glm52", {"speculative_config": {"method": "mtp", "num_speculative_tokens": 4},
-               "max_cudagraph_capture_size": 5, "decode_context_parallel_size": 1},
-     "cudagraph_no_valid_sizes"),
-    ("glm52", {"speculative_config": {"method": "mtp", "num_speculative_tokens": 3},
-               "vllm_patches": []}, "dcp_mtp_draft_inherit"),
-    ("glm52", {"tensor_parallel_size": 1, "pipeline_parallel_size": 3, "nodes": 3,
-               "decode_context_parallel_size": 1}, "pp_mtp"),
-    ("mimo_v25", {"virtual_heads": False}, "attention_heads_tp"),
+PUBLISHED_GLM = "glm52-b12x-eldritch"
+
+
+@pytest.mark.parametrize("name, overrides, rule", [
+    ("glm52", {"dgxspark_plan": {"speculative_config": {"method": "mtp",
+                                                        "num_speculative_tokens": 4},
+                                 "max_cudagraph_capture_size": 5,
+                                 "decode_context_parallel_size": 1},
+               "dgxspark_image_build_profile": PUBLISHED_GLM}, "cudagraph_no_valid_sizes"),
+    ("glm52", {"dgxspark_plan": {"speculative_config": {"method": "mtp",
+                                                        "num_speculative_tokens": 3}},
+               "dgxspark_image_build_profile": PUBLISHED_GLM, "dgxspark_image_patches": []},
+     "dcp_mtp_draft_inherit"),
+    ("glm52", {"dgxspark_plan": {"tensor_parallel_size": 1, "pipeline_parallel_size": 3,
+                                 "nodes": 3, "decode_context_parallel_size": 1},
+               "dgxspark_image_build_profile": PUBLISHED_GLM}, "pp_mtp"),
+    ("mimo_v25", {"dgxspark_plan": {"virtual_heads": False}}, "attention_heads_tp"),
 ])
-def test_known_bad_variants_fail_preflight(recipe, change, rule):
-    data = load(recipe)
-    plan = dict(data["recipe_plan"], model_config=str(ROOT / data["recipe_model_profile"]))
-    plan.update(change)
-    result = engine.evaluate(plan)
+def test_known_bad_variants_fail_preflight(name, overrides, rule):
+    roles = inputs(name, overrides)
+    result = engine.evaluate(dict(roles["preflight_plan"],
+                                  model_config=roles["preflight_fallback_model_config"]))
     assert not result["satisfiable"]
     assert rule in {v["rule"] for v in result["violations"]}, result["violations"]
 
 
 def test_site_serve_args_are_consistent_with_its_plan():
-    for recipe in ("glm52", "mimo_v25", "site"):
-        data = load(recipe)
+    for name in ("glm52", "mimo_v25", "site", "tiny"):
+        data = load(name)
         cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"])
