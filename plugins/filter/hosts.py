@@ -16,7 +16,13 @@ def model_parity_findings(manifests, model_dir, nodes):
     return hosts.model_parity(model_dir, list(nodes), dict(manifests or {}))
 
 
+def preflight_findings(nodes, facts, settings):
+    """``facts``: node -> node_facts result; ``settings``: see findings.hosts.preflight."""
+    return hosts.preflight(list(nodes), dict(facts or {}), dict(settings or {}))
+
+
 class FilterModule(object):
     def filters(self):
         return {"socket_interface_findings": socket_interface_findings,
-                "model_parity_findings": model_parity_findings}
+                "model_parity_findings": model_parity_findings,
+                "preflight_findings": preflight_findings}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ansible_collections.dgxspark.cluster.plugins.module_utils.findings import hosts
 
 # `ip -j addr show` of a lab node (trimmed to the fields read).
@@ -106,3 +108,85 @@ def test_a_head_without_config_json_is_named(tmp_path):
         (tmp_path / node / "weights.bin").write_bytes(b"x")
     assert hosts.model_parity("/m", NODES, manifests(tmp_path)) == [
         "spark1: /m has no config.json: is it a Hugging Face model directory?"]
+
+
+def node_fact(kernel="6.17.0-1026-nvidia", gpu=("NVIDIA GB10", "580.159.03"), mem_gib=119,
+              image=None):
+    return {"kernel": kernel, "gpu": {"name": gpu[0], "driver": gpu[1]} if gpu else None,
+            "gpu_error": None if gpu else "nvidia-smi: not found",
+            "memory_kib": {"MemAvailable": int(mem_gib * 1048576)},
+            "records": {"image": image}}
+
+
+IMAGE = {"id": "sha256:aa", "ref": "dgxspark/vllm:0.33.0-x",
+         "labels": {"dgxspark.patches": "draft-dcp-inherit", "dgxspark.vllm_build": "vllm-0.33"}}
+SETTINGS = {"plan_nodes": 3, "min_kernel": "6.8", "require_gpu": True, "min_driver": "580",
+            "mem_floor_gib": 100, "model_dir": "/m", "model_findings": [],
+            "head_has_config": True, "fallback_model_config": "/profiles/m",
+            "image_stage": False, "declared_patches": ["draft-dcp-inherit"],
+            "declared_build": "vllm-0.33"}
+
+
+def preflight(facts=None, **changes):
+    facts = facts or dict((n, node_fact(image=IMAGE)) for n in NODES)
+    return hosts.preflight(NODES, facts, dict(SETTINGS, **changes))
+
+
+def test_healthy_hosts_pass_and_the_plan_uses_the_head_and_the_image_labels():
+    out = preflight()
+    assert out["failures"] == []
+    assert out["model_config"] == "head"
+    assert out["image_patches"] == ["draft-dcp-inherit"] and out["image_build"] == "vllm-0.33"
+
+
+@pytest.mark.parametrize("node, fact, expect", [
+    ("spark2", node_fact(kernel="6.5.0-1", image=IMAGE),
+     "spark2: kernel 6.5.0-1 is older than preflight_min_kernel 6.8"),
+    ("spark3", node_fact(gpu=None, image=IMAGE), "spark3: nvidia-smi reports no GPU"),
+    ("spark1", node_fact(gpu=("NVIDIA GB10", "575.1"), image=IMAGE),
+     "spark1: GPU driver 575.1 is older than preflight_min_driver 580"),
+    ("spark2", node_fact(mem_gib=80, image=IMAGE),
+     "spark2: MemAvailable 80.0 GiB is below preflight_mem_available_floor_gib 100"),
+    ("spark3", node_fact(image=dict(IMAGE, id="sha256:bb")), "image: nodes hold different images"),
+])
+def test_each_host_finding_names_the_node(node, fact, expect):
+    facts = dict((n, node_fact(image=IMAGE)) for n in NODES)
+    facts[node] = fact
+    out = preflight(facts)
+    assert len(out["failures"]) == 1 and out["failures"][0].startswith(expect), out["failures"]
+
+
+def test_the_node_count_must_match_the_plan():
+    assert preflight(plan_nodes=4)["failures"][0].startswith(
+        "nodes: the plan needs 4 Sparks but the group sparks has 3")
+
+
+def test_an_image_other_than_the_declared_one_fails_unless_the_image_stage_runs():
+    out = preflight(declared_patches=["draft-dcp-inherit", "sink-padding"])
+    assert len(out["failures"]) == 1 and "the recipe declares draft-dcp-inherit, sink-padding" \
+        in out["failures"][0]
+    staged = preflight(declared_patches=["draft-dcp-inherit", "sink-padding"], image_stage=True)
+    assert staged["failures"] == []
+    assert staged["image_patches"] == ["draft-dcp-inherit", "sink-padding"]
+
+
+def test_no_image_on_the_head_and_no_config_json_use_the_declared_image_and_the_profile():
+    facts = dict((n, node_fact()) for n in NODES)
+    out = preflight(facts, head_has_config=False)
+    assert out["failures"] == ["image: spark1 holds no image of the vllm_image role: run the image "
+                               "stage (--tags image)"]
+    assert out["model_config"] == "/profiles/m"
+    assert "plan check uses the bundled profile /profiles/m" in out["lines"]
+
+
+def test_model_findings_and_a_simulated_node_without_gpu():
+    out = preflight(require_gpu=False, model_findings=["spark3: /m differs"],
+                    facts=dict((n, node_fact(gpu=None, image=IMAGE)) for n in NODES))
+    assert out["failures"] == ["spark3: /m differs"]
+
+
+def test_node_facts_addresses_are_accepted_as_they_are():
+    addrs = {"enp1s0f0np0": ["10.20.2.12"], "enP2p1s0f1np1": ["10.20.1.12"]}
+    assert hosts.socket_interfaces("spark2", ENV, addrs) == []
+    assert "does not carry" in hosts.socket_interfaces(
+        "spark2", dict(ENV, GLOO_SOCKET_IFNAME="enP2p1s0f1np1"), addrs)[0]

@@ -3,6 +3,11 @@
 # Apache License 2.0 (see LICENSE)
 """Checks of the nodes before a launch, from what the nodes report.
 
+``preflight``: the read-only host checks of site.yml's preflight stage (node count, kernel,
+GPU driver, MemAvailable floor, the model directory, the image on the nodes) and what the plan
+is proven with (the head's config.json or the bundled profile; the image's patches and build
+profile).
+
 ``model_parity``: the model directory exists on every node and its manifest (files, sizes,
 hashes: module_utils/model_manifest.py) equals the head's.
 
@@ -18,21 +23,17 @@ from __future__ import annotations
 import json
 
 from ..model_manifest import differences
+from ..node import addresses
 
 SOCKET_VARIABLES = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")
 
 
 def interfaces(ip_json):
-    """``ip -j addr show`` -> {interface: [IPv4 addresses]} (also accepts the parsed list)."""
-    data = json.loads(ip_json) if isinstance(ip_json, str) else ip_json
-    out = {}
-    for link in data or []:
-        name = link.get("ifname")
-        if not name:
-            continue
-        out[name] = [a.get("local") for a in link.get("addr_info") or []
-                     if a.get("family") == "inet" and a.get("local")]
-    return out
+    """``ip -j addr show`` (text or parsed), or node_facts' addresses (already
+    {interface: [IPv4 addresses]}) -> {interface: [IPv4 addresses]}."""
+    if isinstance(ip_json, dict):
+        return dict((str(k), list(v or [])) for k, v in ip_json.items())
+    return addresses(ip_json)
 
 
 def socket_interfaces(node, env, ip_json):
@@ -100,3 +101,102 @@ def model_parity(model_dir, nodes, manifests):
                             "to %s (every rank loads its shard from its own node's copy)"
                             % (node, model_dir, head, "; ".join(diff), node))
     return findings
+
+
+def _version(text):
+    parts = []
+    for item in str(text).replace("-", ".").split("."):
+        digits = "".join(c for c in item if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def preflight(nodes, facts, settings):
+    """The preflight stage's host findings.
+
+    ``nodes``: the sparks, head first. ``facts``: node -> node_facts result (``node``).
+    ``settings``: ``plan_nodes``, ``min_kernel``, ``require_gpu``, ``min_driver``,
+    ``mem_floor_gib``, ``model_dir``, ``model_findings`` (model_parity's), ``head_has_config``,
+    ``fallback_model_config``, ``image_stage`` (the image stage runs in this run),
+    ``declared_patches`` and ``declared_build`` (the image the recipe declares).
+    Returns ``lines``, ``failures``, ``model_config`` (``head`` or the fallback's path),
+    ``image_patches`` and ``image_build`` (what the plan is proven with)."""
+    lines, failures = [], []
+    plan_nodes = int(settings.get("plan_nodes") or len(nodes))
+    if len(nodes) != plan_nodes:
+        failures.append(
+            "nodes: the plan needs %d Sparks but the group sparks has %d (%s): list %d hosts in "
+            "the inventory group sparks, or set dgxspark_plan's nodes (and the parallel sizes) "
+            "for %d" % (plan_nodes, len(nodes), ", ".join(nodes), plan_nodes, len(nodes)))
+    else:
+        lines.append("nodes: %s (head %s)" % (", ".join(nodes), nodes[0]))
+    for node in nodes:
+        fact = facts.get(node) or {}
+        kernel = fact.get("kernel") or "unknown"
+        if _version(kernel) < _version(settings["min_kernel"]):
+            failures.append("%s: kernel %s is older than preflight_min_kernel %s: update the OS "
+                            "(DGX OS) or lower preflight_min_kernel" % (node, kernel,
+                                                                         settings["min_kernel"]))
+        gpu = fact.get("gpu")
+        if settings.get("require_gpu", True):
+            if not gpu:
+                failures.append("%s: nvidia-smi reports no GPU (%s): install the NVIDIA driver "
+                                "(or set preflight_require_gpu: false for a simulated node)"
+                                % (node, fact.get("gpu_error") or "not installed"))
+            elif _version(gpu.get("driver")) < _version(settings["min_driver"]):
+                failures.append("%s: GPU driver %s is older than preflight_min_driver %s: update "
+                                "the driver" % (node, gpu.get("driver"), settings["min_driver"]))
+        mem = (fact.get("memory_kib") or {}).get("MemAvailable") or 0
+        mem_gib = mem / 1048576.0
+        if mem_gib < float(settings["mem_floor_gib"]):
+            failures.append("%s: MemAvailable %.1f GiB is below preflight_mem_available_floor_gib "
+                            "%s: stop what uses the memory (the os_prune role, a stale vLLM) "
+                            "before launching" % (node, mem_gib, settings["mem_floor_gib"]))
+        lines.append("%s: kernel %s, GPU %s, MemAvailable %.1f GiB"
+                     % (node, kernel, ("%s %s" % (gpu["name"], gpu["driver"])) if gpu else "none",
+                        mem_gib))
+    model_findings = list(settings.get("model_findings") or [])
+    failures += model_findings
+    if not model_findings:
+        lines.append("model: the same %s on %d node(s)" % (settings["model_dir"], len(nodes)))
+    on_head = bool(settings.get("head_has_config"))
+    model_config = "head" if on_head else settings["fallback_model_config"]
+    lines.append("plan check uses %s" % ("the head's config.json" if on_head
+                                         else "the bundled profile %s" % model_config))
+    images = dict((n, ((facts.get(n) or {}).get("records") or {}).get("image") or {})
+                  for n in nodes)
+    ids = dict((n, img.get("id")) for n, img in images.items() if img.get("id"))
+    declared_patches = sorted(settings.get("declared_patches") or [])
+    declared_build = settings.get("declared_build")
+    if settings.get("image_stage"):
+        lines.append("image: the image stage builds %s with patches %s and gives every node the "
+                     "same image" % (declared_build, ", ".join(declared_patches) or "none"))
+        return {"lines": lines + failures, "failures": failures, "model_config": model_config,
+                "image_patches": declared_patches, "image_build": declared_build}
+    if len(set(ids.values())) > 1 or (ids and len(ids) < len(nodes)):
+        failures.append("image: nodes hold different images (%s): run the image stage (--tags "
+                        "image) so that every node has the identical image"
+                        % ", ".join("%s=%s" % (n, (ids.get(n) or "none")[:19]) for n in nodes))
+    head_image = images.get(nodes[0]) or {}
+    labels = head_image.get("labels") or {}
+    if not head_image.get("id"):
+        failures.append("image: %s holds no image of the vllm_image role: run the image stage "
+                        "(--tags image)" % nodes[0])
+        return {"lines": lines + failures, "failures": failures, "model_config": model_config,
+                "image_patches": declared_patches, "image_build": declared_build}
+    patches = sorted(p for p in str(labels.get("dgxspark.patches", "")).split(",") if p)
+    build = labels.get("dgxspark.vllm_build") or declared_build
+    if patches != declared_patches or build != declared_build:
+        failures.append("image: %s on the nodes carries patches %s and build profile %s, the "
+                        "recipe declares %s and %s: run the image stage (--tags image) to build "
+                        "the declared image" % (head_image.get("ref", "the image"),
+                                                ", ".join(patches) or "none", build,
+                                                ", ".join(declared_patches) or "none",
+                                                declared_build))
+    else:
+        lines.append("image: every node has %s (patches %s, build profile %s)"
+                     % (head_image.get("ref", "?"), ", ".join(patches) or "none", build))
+    return {"lines": lines + failures, "failures": failures, "model_config": model_config,
+            "image_patches": patches, "image_build": build}

@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright: dgxspark.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""What a node is, read in one go (the node_facts module), and the node's memory drained
+before a launch (the memory_drain module). Plain Python, standard library only: it runs on
+the Spark (or a lab node).
+
+``read_facts`` returns the kernel, the GPU and its driver (``nvidia-smi``, when present), the
+memory (``/proc/meminfo``), the IPv4 addresses of every interface (``ip -j addr``), and the
+records the collection's roles leave in ``/etc/ansible/facts.d`` (``dgxspark_fabric``,
+``dgxspark_image``, ``dgxspark_cluster``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+FACTS_DIR = "/etc/ansible/facts.d"
+RECORDS = ("fabric", "image", "cluster")
+
+
+def meminfo(text):
+    """/proc/meminfo text -> {field: kB}."""
+    out = {}
+    for line in (text or "").splitlines():
+        if ":" not in line:
+            continue
+        key, value = line.split(":", 1)
+        parts = value.split()
+        if parts and parts[0].isdigit():
+            out[key.strip()] = int(parts[0])
+    return out
+
+
+def addresses(ip_json):
+    """``ip -j addr show`` -> {interface: [IPv4 addresses]}."""
+    data = json.loads(ip_json) if isinstance(ip_json, str) else ip_json
+    out = {}
+    for link in data or []:
+        if not isinstance(link, dict) or not link.get("ifname"):
+            continue
+        out[link["ifname"]] = [a.get("local") for a in link.get("addr_info") or []
+                               if isinstance(a, dict) and a.get("family") == "inet"
+                               and a.get("local")]
+    return out
+
+
+def _run(argv):
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, str(exc)
+    if proc.returncode != 0:
+        return None, (proc.stderr or proc.stdout).strip()[:300]
+    return proc.stdout, None
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def read_record(name, facts_dir=FACTS_DIR):
+    """A role's record (``dgxspark_<name>.fact``, JSON) or None; an unreadable one is
+    returned as ``{"error": ...}``."""
+    text = _read(os.path.join(facts_dir, "dgxspark_%s.fact" % name))
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return {"error": "not JSON: %s" % exc}
+    return value if isinstance(value, dict) else {"error": "not a JSON object"}
+
+
+def read_facts(facts_dir=FACTS_DIR):
+    out = {"kernel": os.uname().release, "gpu": None, "gpu_error": None}
+    smi, error = _run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"])
+    if smi:
+        first = smi.strip().splitlines()[0] if smi.strip() else ""
+        name, _, driver = first.partition(",")
+        out["gpu"] = {"name": name.strip(), "driver": driver.strip()}
+    else:
+        out["gpu_error"] = error
+    mem = meminfo(_read("/proc/meminfo"))
+    out["memory_kib"] = dict((k, mem.get(k)) for k in ("MemTotal", "MemAvailable", "SwapTotal",
+                                                       "SwapFree"))
+    ip_out, error = _run(["ip", "-j", "addr", "show"])
+    try:
+        out["addresses"] = addresses(ip_out) if ip_out else {}
+    except ValueError:
+        out["addresses"] = {}
+        error = "ip -j addr show printed no JSON"
+    out["addresses_error"] = error if not ip_out or not out["addresses"] else None
+    out["records"] = dict((name, read_record(name, facts_dir)) for name in RECORDS)
+    return out
+
+
+def drain(drain_swap=True, drop_caches=True, check_mode=False):
+    """Move swapped pages back to RAM (when they fit) and drop the page cache, as a launch
+    wants it; returns what was done and MemAvailable / swap before and after (KiB)."""
+    before = meminfo(_read("/proc/meminfo"))
+    done = []
+    notes = []
+    swap_used = before.get("SwapTotal", 0) - before.get("SwapFree", 0)
+    if drain_swap and swap_used > 0:
+        if swap_used < before.get("MemAvailable", 0):
+            done.append("swapoff -a; swapon -a (%d MiB back in RAM)" % (swap_used // 1024))
+            if not check_mode:
+                for argv in (["swapoff", "-a"], ["swapon", "-a"]):
+                    _, error = _run(argv)
+                    if error:
+                        raise RuntimeError("%s failed: %s" % (" ".join(argv), error))
+        else:
+            notes.append("swap in use (%d MiB) does not fit in MemAvailable: left as it is"
+                         % (swap_used // 1024))
+    if drop_caches:
+        if os.access("/proc/sys/vm/drop_caches", os.W_OK):
+            done.append("dropped the page cache")
+            if not check_mode:
+                os.sync()
+                with open("/proc/sys/vm/drop_caches", "w") as handle:
+                    handle.write("3\n")
+        else:
+            notes.append("page cache not dropped: /proc/sys/vm is read-only here")
+    after = before if check_mode else meminfo(_read("/proc/meminfo"))
+    return {"done": done, "notes": notes,
+            "before_kib": dict((k, before.get(k)) for k in ("MemAvailable", "SwapTotal",
+                                                            "SwapFree")),
+            "after_kib": dict((k, after.get(k)) for k in ("MemAvailable", "SwapTotal",
+                                                          "SwapFree"))}

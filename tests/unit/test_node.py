@@ -1,0 +1,40 @@
+"""What a node is (plugins/module_utils/node.py): parsers, records, the memory drain."""
+from __future__ import annotations
+
+import json
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils import node
+
+
+def test_meminfo_and_addresses_parse():
+    assert node.meminfo("MemTotal:  100 kB\nMemAvailable: 90 kB\nbogus\nHugePages_Total: 0") == \
+        {"MemTotal": 100, "MemAvailable": 90, "HugePages_Total": 0}
+    ip = [{"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
+          {"ifname": "enp1s0f0np0", "addr_info": [{"family": "inet6", "local": "fe80::1"},
+                                                  {"family": "inet", "local": "10.20.0.11"}]},
+          {"addr_info": []}, "junk"]
+    assert node.addresses(json.dumps(ip)) == {"lo": ["127.0.0.1"], "enp1s0f0np0": ["10.20.0.11"]}
+
+
+def test_records_are_read_or_reported(tmp_path):
+    (tmp_path / "dgxspark_image.fact").write_text('{"ref": "x", "id": "sha256:1"}')
+    (tmp_path / "dgxspark_fabric.fact").write_text("{broken")
+    (tmp_path / "dgxspark_cluster.fact").write_text("[1]")
+    assert node.read_record("image", str(tmp_path)) == {"ref": "x", "id": "sha256:1"}
+    assert node.read_record("fabric", str(tmp_path))["error"].startswith("not JSON")
+    assert node.read_record("cluster", str(tmp_path)) == {"error": "not a JSON object"}
+    assert node.read_record("other", str(tmp_path)) is None
+
+
+def test_read_facts_runs_on_this_machine(tmp_path):
+    facts = node.read_facts(str(tmp_path))
+    assert facts["kernel"] and facts["memory_kib"]["MemTotal"] > 0
+    assert facts["records"] == {"fabric": None, "image": None, "cluster": None}
+    # no GPU here: the reason is kept, not raised
+    assert facts["gpu"] is None and facts["gpu_error"]
+
+
+def test_drain_in_check_mode_changes_nothing_and_says_why():
+    out = node.drain(drain_swap=True, drop_caches=True, check_mode=True)
+    assert out["before_kib"] == out["after_kib"]
+    assert all(isinstance(item, str) for item in out["done"] + out["notes"])
