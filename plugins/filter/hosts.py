@@ -21,8 +21,12 @@ def preflight_findings(nodes, facts, settings):
     return hosts.preflight(list(nodes), dict(facts or {}), dict(settings or {}))
 
 
+def hca_findings(env, selection, node):
+    return hosts.planned_hca(node, env or {}, selection or {})
+
+
 class FilterModule(object):
     def filters(self):
         return {"socket_interface_findings": socket_interface_findings,
                 "model_parity_findings": model_parity_findings,
-                "preflight_findings": preflight_findings}
+                "preflight_findings": preflight_findings, "hca_findings": hca_findings}

@@ -190,3 +190,18 @@ def test_node_facts_addresses_are_accepted_as_they_are():
     assert hosts.socket_interfaces("spark2", ENV, addrs) == []
     assert "does not carry" in hosts.socket_interfaces(
         "spark2", dict(ENV, GLOO_SOCKET_IFNAME="enP2p1s0f1np1"), addrs)[0]
+
+
+def test_the_planned_hca_list_must_be_the_devices_discovery_found():
+    env = {"NCCL_IB_HCA": "rocep1s0f0,roceP2p1s0f0,rocep1s0f1,roceP2p1s0f1"}
+    selection = {"enp1s0f0np0": {"rdma": "rocep1s0f0"}, "enP2p1s0f0np0": {"rdma": "roceP2p1s0f0"},
+                 "enp1s0f1np1": {"rdma": "rocep1s0f1"}, "enP2p1s0f1np1": {"rdma": "roceP2p1s0f1"}}
+    assert hosts.planned_hca("spark1", env, selection) == []
+    renamed = dict(selection, enp1s0f1np1={"rdma": "mlx5_2"})
+    found = hosts.planned_hca("spark1", env, renamed)
+    assert len(found) == 1 and found[0].startswith(
+        "spark1: the plan's NCCL_IB_HCA is rocep1s0f0,roceP2p1s0f0,rocep1s0f1,roceP2p1s0f1, but "
+        "the RoCE devices behind the fabric interfaces are mlx5_2,roceP2p1s0f0,roceP2p1s0f1,"
+        "rocep1s0f0")
+    # no RoCE devices (the lab): nothing to compare
+    assert hosts.planned_hca("spark1", env, {}) == []

@@ -200,3 +200,23 @@ def preflight(nodes, facts, settings):
                      % (head_image.get("ref", "?"), ", ".join(patches) or "none", build))
     return {"lines": lines + failures, "failures": failures, "model_config": model_config,
             "image_patches": patches, "image_build": build}
+
+
+def planned_hca(node, env, selection):
+    """The NCCL_IB_HCA the fabric plan gives ``node`` against the RoCE devices discovery found
+    behind its fabric interfaces (rdma_facts' ``selection``: netdev -> {rdma, ...}). A listed
+    device that is not the one behind a cabled interface (renamed by udev, another card) makes
+    ncclCommInitRank fail with ibv_modify_qp 110 minutes into a launch. Empty when they agree."""
+    planned = [d.strip() for d in str(env.get("NCCL_IB_HCA") or "").split(",") if d.strip()]
+    found = sorted(set(entry.get("rdma") for entry in (selection or {}).values()
+                       if isinstance(entry, dict) and entry.get("rdma")))
+    if not found:
+        return []
+    if sorted(set(planned)) == found:
+        return []
+    return ["%s: the plan's NCCL_IB_HCA is %s, but the RoCE devices behind the fabric interfaces "
+            "are %s (%s): check the cabling and the inventory order, or give the node the "
+            "devices found in vllm_cluster_fabric_env"
+            % (node, ",".join(planned) or "empty", ",".join(found),
+               ", ".join("%s=%s" % (n, e.get("rdma")) for n, e in sorted((selection or {}).items())
+                         if isinstance(e, dict)))]
