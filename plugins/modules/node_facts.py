@@ -48,7 +48,7 @@ node:
   description:
     - C(kernel); C(gpu) (C(name), C(driver)) or null with C(gpu_error); C(memory_kib)
       (C(MemTotal), C(MemAvailable), C(SwapTotal), C(SwapFree)); C(addresses) (interface to its
-      IPv4 addresses) and C(addresses_error); C(records) (C(fabric), C(image), C(cluster):
+      IPv4 addresses) and C(addresses_error); C(records) (C(fabric), C(image), C(cluster) -
       each the role's JSON record, null when absent, or C({error}) when unreadable).
   returned: always
   type: dict

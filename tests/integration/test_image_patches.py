@@ -60,7 +60,7 @@ def test_every_shipped_patch_exists_for_the_pinned_release():
 
 def test_the_lab_recipe_s_patches_exist_for_the_lab_engine_s_release():
     recipe = yaml.safe_load((ROOT / "recipes/vars/tiny.yml").read_text())
-    for pid in recipe["recipe_image_patches"]:
+    for pid in recipe["recipe_image"]["patches"]:
         assert (PATCH_DIR / pid / ("%s.patch" % ENGINE_RELEASE)).is_file(), pid
 
 

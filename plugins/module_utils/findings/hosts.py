@@ -20,7 +20,6 @@ hangs or times out minutes into the launch.
 """
 from __future__ import annotations
 
-import json
 
 from ..model_manifest import differences
 from ..node import addresses
