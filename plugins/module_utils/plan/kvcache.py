@@ -196,7 +196,7 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
         stage_specs = []
         if model.use_mla:
             per = _mla_bytes(model, dtype, auto_bytes)
-            if per is None:
+            if not per or per < 0:
                 out["unknown_dtype"] = True
                 return out
             stage_specs.append(("mla", kinds["mla"], per, None))
@@ -211,13 +211,16 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
                 kv_rank = _kv_heads_rank(entry["kv_heads"][1], tp)
                 per = _gqa_bytes(kv_rank, entry["head_dim"], entry["v_head_dim"], dtype,
                                  auto_bytes)
-                if per is None:
+                if not per or per < 0:  # no size model (or none for such small heads)
                     out["unknown_dtype"] = True
                     return out
                 stage_specs.append((entry["layer_type"], count, per, entry["sliding_window"]))
         full = sum(c * b for _, c, b, w in stage_specs if not w)
-        if worst is None or full > sum(c * b for _, c, b, w in worst if not w):
+        if stage_specs and (worst is None or full > sum(c * b for _, c, b, w in worst if not w)):
             worst = stage_specs
+    if not worst:
+        # More pipeline stages than layers (rule pp_layers): no stage to size.
+        return out
     specs = worst
 
     # Extra bytes the pad KV heads cost (virtual heads), per token on the average rank.
