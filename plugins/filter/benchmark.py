@@ -13,9 +13,9 @@ from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.model import
 def decode_bytes_per_token(model_config, tensor_parallel_size=1):
     try:
         return benchmark.weight_bytes_per_token(parse_model(model_config),
-                                                int(tensor_parallel_size))
-    except (OSError, ValueError) as exc:  # the plan engine's input errors are ValueErrors
-        raise AnsibleFilterError("decode_bytes_per_token: %s" % exc)
+                                                tensor_parallel_size)
+    except ValueError as exc:  # the plan engine's input errors name the option or the field
+        raise AnsibleFilterError("dgxspark.cluster.decode_bytes_per_token: %s" % exc)
 
 
 class FilterModule(object):

@@ -219,34 +219,40 @@ def _os_problem(exc):
     return "cannot be read (%s)" % (exc.strerror or exc)
 
 
-def read_json_file(path, name="config.json", fix=None):
+def read_json_file(path, name=None, fix=None):
     """Read one JSON object from a regular file of at most MAX_CONFIG_BYTES.
 
     Every way the file can be wrong is its own ModelConfigError: missing, a symbolic-link
     loop, a directory, a FIFO or device (never opened: a FIFO would block, /dev/zero never
-    ends), too big, unreadable, not JSON, nested too deeply, or not an object.
+    ends), too big, unreadable, not JSON, nested too deeply, or not an object. ``name``
+    (config.json, hf_quant_config.json) starts the messages when the path is such a file.
     """
     fix = fix or "point model_config at the model directory or its config.json"
-    replace = "replace it with the model's original %s" % name
+    replace = "replace it with the model's original %s" % (name or "config.json")
+
+    def error(problem, fix):
+        return ModelConfigError(path, None, "%s %s" % (name, problem) if name else problem,
+                                fix)
+
     try:
         info = os.stat(path)
     except OSError as exc:
-        raise ModelConfigError(path, None, "%s %s" % (name, _os_problem(exc)), fix)
+        raise error(_os_problem(exc), fix)
     except ValueError:  # a NUL byte in the path
-        raise ModelConfigError(path, None, "is not a valid path", fix)
+        raise error("is not a valid path", fix)
     problem = _not_a_file(path, info.st_mode)
     if problem:
-        raise ModelConfigError(path, None, "%s %s" % (name, problem), fix)
+        raise error(problem, fix)
     if info.st_size > MAX_CONFIG_BYTES:
-        raise ModelConfigError(path, None, "%s is %d bytes, larger than any model config (at "
-                               "most %d)" % (name, info.st_size, MAX_CONFIG_BYTES), replace)
+        raise error("is %d bytes, larger than any model config (at most %d)"
+                    % (info.st_size, MAX_CONFIG_BYTES), replace)
     try:
         # O_NONBLOCK: should the file have become a FIFO since the stat, do not hang on it.
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
             problem = _not_a_file(path, os.fstat(handle).st_mode)
             if problem:
-                raise ModelConfigError(path, None, "%s %s" % (name, problem), fix)
+                raise error(problem, fix)
             chunks, size = [], 0
             while size <= MAX_CONFIG_BYTES:
                 chunk = os.read(handle, min(1 << 20, MAX_CONFIG_BYTES + 1 - size))
@@ -257,20 +263,18 @@ def read_json_file(path, name="config.json", fix=None):
         finally:
             os.close(handle)
     except OSError as exc:
-        raise ModelConfigError(path, None, "%s %s" % (name, _os_problem(exc)), fix)
+        raise error(_os_problem(exc), fix)
     if size > MAX_CONFIG_BYTES:
-        raise ModelConfigError(path, None, "%s is larger than any model config (more than %d "
-                               "bytes)" % (name, MAX_CONFIG_BYTES), replace)
+        raise error("is larger than any model config (more than %d bytes)" % MAX_CONFIG_BYTES,
+                    replace)
     try:
         data = json.loads(b"".join(chunks))
     except RecursionError:
-        raise ModelConfigError(path, None, "%s nests its JSON too deeply to be a model config"
-                               % name, replace)
+        raise error("nests its JSON too deeply to be a model config", replace)
     except ValueError as exc:  # also UnicodeDecodeError and over-long integers
-        raise ModelConfigError(path, None, "%s is not valid JSON (%s)" % (name, shown(
-            str(exc), 200)), replace)
+        raise error("is not valid JSON (%s)" % shown(str(exc), 200), replace)
     if not isinstance(data, dict):
-        raise ModelConfigError(path, None, "%s is not a JSON object" % name, replace)
+        raise error("is not a JSON object", replace)
     return data
 
 
@@ -285,7 +289,8 @@ def load_config(path):
     except ValueError:  # a NUL byte in the path
         raise ModelConfigError(shown(path), None, "is not a valid path",
                                "give the path of the model's config.json or its directory")
-    data = read_json_file(path, os.path.basename(path) or "config.json")
+    data = read_json_file(path, "config.json" if os.path.basename(path) == "config.json"
+                          else None)
     # ModelOpt 0.29 and before keep the quantization in hf_quant_config.json next to
     # config.json; vLLM reads it when config.json has none (vllm/transformers_utils/config.py).
     quant_path = os.path.join(os.path.dirname(path), "hf_quant_config.json")
