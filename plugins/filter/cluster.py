@@ -7,62 +7,45 @@ Every error is an AnsibleFilterError naming the filter, the variable, the value 
 """
 from __future__ import annotations
 
-import functools
-
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
+from ansible_collections.dgxspark.cluster.plugins.plugin_utils.filters import named
 
 
-def _named(name):
-    """Turn the domain's errors (ValueErrors naming variable, value and fix) into filter
-    errors that also name the filter."""
-    def wrap(fn):
-        @functools.wraps(fn)
-        def run(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except ValueError as exc:
-                raise AnsibleFilterError("dgxspark.cluster.%s: %s" % (name, exc))
-        return run
-    return wrap
-
-
-@_named("vllm_serve_argv")
+@named("vllm_serve_argv")
 def vllm_serve_argv(engine_args, model, served_model_name=None, host=None, port=None,
                     nnodes=1, node_rank=0, master_addr=None, master_port=29501):
     launch = cluster.launch(nnodes, node_rank, master_addr, master_port)
     return cluster.serve_argv(model, engine_args, served_model_name, host, port, launch)
 
 
-@_named("ray_start_argv")
+@named("ray_start_argv")
 def ray_start_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
                    object_store_memory=1073741824):
     return cluster.ray_argv(role, node_ip, port, head_ip, num_gpus, num_cpus,
                             object_store_memory)
 
 
-@_named("vllm_engine_args")
+@named("vllm_engine_args")
 def vllm_engine_args(plan, serve_args=None):
     return cluster.engine_args(plan, serve_args)
 
 
-@_named("vllm_plan_env")
+@named("vllm_plan_env")
 def vllm_plan_env(plan):
     return cluster.plan_env(plan)
 
 
-@_named("docker_run_argv")
+@named("docker_run_argv")
 def docker_run_argv(command, name, image, settings):
     return cluster.docker_run(command, name, image, settings)
 
 
-@_named("systemd_exec")
+@named("systemd_exec")
 def systemd_exec(argv):
     return cluster.systemd_exec(argv)
 
 
-@_named("shell_line")
+@named("shell_line")
 def shell_line(argv):
     return cluster.shell_line(argv)
 
