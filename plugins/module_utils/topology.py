@@ -40,6 +40,8 @@ import socket
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPSet
 
+from .plan.request import MAX_NODES  # the same bound as vllm_plan's nodes
+
 PORTS = {
     "P0": ({"netdev": "enp1s0f0np0", "rdma": "rocep1s0f0"},
            {"netdev": "enP2p1s0f0np0", "rdma": "roceP2p1s0f0"}),
@@ -125,6 +127,10 @@ def _validate_nodes(nodes, topology):
     if not isinstance(nodes, (list, tuple)) or not nodes:
         raise TopologyError("fabric_nodes", nodes, "must be a non-empty list of node names",
                             "list the Sparks in cabling order, e.g. [spark1, spark2, spark3]")
+    if len(nodes) > MAX_NODES:
+        raise TopologyError("fabric_nodes", "%d nodes" % len(nodes),
+                            "lists more Sparks than the planner's bound (%d)" % MAX_NODES,
+                            "plan a fabric of at most %d Sparks" % MAX_NODES)
     seen = set()
     for index, node in enumerate(nodes):
         if not isinstance(node, str) or not node.strip() or node != node.strip():

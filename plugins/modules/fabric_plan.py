@@ -35,7 +35,7 @@ attributes:
     platforms: posix
 options:
   nodes:
-    description: Node names (inventory hostnames) in cabling order.
+    description: Node names (inventory hostnames) in cabling order; at most 64.
     type: list
     elements: str
     required: true

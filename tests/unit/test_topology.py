@@ -126,6 +126,8 @@ def test_explicit_subnets_and_gid_index():
     ({"nodes": RING3, "topology": "ring3", "prefixlen": 31}, "fabric_prefixlen", "8 to 30"),
     # issue 11: an empty or null node name crashed
     ({"nodes": ["", "b", "c"], "topology": "ring3"}, "fabric_nodes", "not a node name"),
+    ({"nodes": ["s%d" % i for i in range(65)], "topology": "switch"}, "fabric_nodes",
+     "at most 64"),
     ({"nodes": [None, "b", "c"], "topology": "ring3"}, "fabric_nodes", "not a node name"),
     ({"nodes": [{"a": 1}, "b", "c"], "topology": "ring3"}, "fabric_nodes", "not a node name"),
     # a full mesh of 3 Sparks is ring3 (the message said "needs 2 ports, a Spark has 2")
