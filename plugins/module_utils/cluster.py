@@ -20,20 +20,13 @@ from __future__ import annotations
 import json
 import re
 
-from .plan.errors import shown
+from .plan.errors import InputError, shown
 from .plan.request import ENV, OPTIONS, SERVE, closest
 from .vllm_args import SERVE_ARGS, VLLM_VERSION
 
 
-class CommandLineError(ValueError):
+class CommandLineError(InputError):
     """A command line cannot be rendered: names the variable, the value and the fix."""
-
-    def __init__(self, variable, value, problem, fix):
-        self.variable = variable
-        self.value = value
-        self.problem = problem
-        self.fix = fix
-        super().__init__("%s=%s: %s. Fix: %s" % (variable, shown(value), problem, fix))
 
 
 # vllm serve's boolean arguments without a --no-<flag> form (argparse store_true in vLLM's

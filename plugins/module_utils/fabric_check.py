@@ -19,6 +19,8 @@ interface MACs this tells apart:
 """
 from __future__ import annotations
 
+from .plan.errors import InputError
+
 FIXES = {
     "swapped": "re-cable so that P0 of each node meets P1 of the next (NCCL pairs HCAs by "
                "device index; a P0-to-P0 cable hangs ncclCommInitRank)",
@@ -34,16 +36,8 @@ FIXES = {
 }
 
 
-class ProbeError(ValueError):
+class ProbeError(InputError):
     """The plan or a probe is not what fabric_plan / fabric_probe return: names where."""
-
-    def __init__(self, variable, value, problem, fix):
-        self.variable = variable
-        self.value = value
-        self.fix = fix
-        text = repr(value)
-        super().__init__("%s=%s: %s. Fix: %s" % (
-            variable, text if len(text) <= 120 else text[:120] + "...", problem, fix))
 
 
 _PLAN_FIX = "pass the plan dgxspark.cluster.fabric_plan returned, unchanged"

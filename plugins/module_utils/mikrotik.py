@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import re
 
+from .plan.errors import InputError
+
 SPEED_200G = "200G-baseCR4"
 MIN_L2MTU = 9014        # a 9000-byte IP packet plus the 14-byte Ethernet header
 HOST_MTU = 9000         # the Sparks' fabric MTU (fabric_mtu)
@@ -56,14 +58,8 @@ MODELS = {
 }
 
 
-class MikrotikSwitchError(ValueError):
+class MikrotikSwitchError(InputError):
     """Bad switch input: names the role variable, the value and the fix."""
-
-    def __init__(self, variable, value, problem, fix):
-        self.variable = variable
-        self.value = value
-        self.fix = fix
-        super().__init__("%s=%r: %s. Fix: %s" % (variable, value, problem, fix))
 
 
 def lanes(cage):

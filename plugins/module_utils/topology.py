@@ -40,6 +40,7 @@ import socket
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPSet
 
+from .plan.errors import InputError
 from .plan.request import MAX_NODES  # the same bound as vllm_plan's nodes
 
 PORTS = {
@@ -74,14 +75,8 @@ NOTES = [
 ]
 
 
-class TopologyError(ValueError):
+class TopologyError(InputError):
     """Bad fabric input: names the variable, the value and the fix."""
-
-    def __init__(self, variable, value, problem, fix):
-        self.variable = variable
-        self.value = value
-        self.fix = fix
-        super().__init__("%s=%r: %s. Fix: %s" % (variable, value, problem, fix))
 
 
 def _net(variable, value):
@@ -245,6 +240,13 @@ def plan(nodes, topology, subnet_pool="10.20.0.0/16", prefixlen=24, subnets=None
                             "use 11 (spark1 .11, spark2 .12, ...)")
     management = _mapping("management", management)
     gid_index = _mapping("gid_index", gid_index)
+    for variable, mapping in (("management", management), ("gid_index", gid_index)):
+        for node in mapping:
+            if node not in nodes:
+                raise TopologyError("%s.%s" % (variable, node), mapping[node],
+                                    "names a node that is not in fabric_nodes",
+                                    "give %s only for the planned nodes (%s)"
+                                    % (variable, ", ".join(str(n) for n in nodes)))
     for node, index in gid_index.items():
         if index is not None and (isinstance(index, bool) or not isinstance(index, int) or
                                   not 0 <= index <= 65535):

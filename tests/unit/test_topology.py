@@ -151,6 +151,10 @@ def test_explicit_subnets_and_gid_index():
      "fabric_subnet_pool", "10.20.4.12"),
     ({"nodes": RING3, "topology": "ring3", "management": ["10.0.0.1"]}, "management",
      "must be a dict"),
+    ({"nodes": RING3, "topology": "ring3", "management": {"spark9": "192.168.1.9"}},
+     "management.spark9", "not in fabric_nodes"),
+    ({"nodes": RING3, "topology": "ring3", "gid_index": {"spark9": 3}}, "gid_index.spark9",
+     "not in fabric_nodes"),
     ({"nodes": RING3, "topology": "ring3", "gid_index": {"spark1": "three"}},
      "gid_index.spark1", "GID table index"),
 ])

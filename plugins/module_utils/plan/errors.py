@@ -42,17 +42,26 @@ def returned(value):
     return shown(value)
 
 
-class PlanInputError(ValueError):
-    """A plan option is missing, of the wrong type or out of range."""
+class InputError(ValueError):
+    """Input the code cannot work with: names the variable, the value and the fix.
 
-    def __init__(self, option, value, problem, fix):
-        self.option = option
+    The message is ``VARIABLE=VALUE: PROBLEM. Fix: FIX`` with the value cut short (``shown``).
+    """
+
+    def __init__(self, variable, value, problem, fix):
+        self.variable = variable
         self.value = value
         self.problem = problem
         self.fix = fix
-        super().__init__(
-            "%s=%s: %s. Fix: %s" % (option, shown(value), problem, fix)
-        )
+        super().__init__("%s=%s: %s. Fix: %s" % (variable, shown(value), problem, fix))
+
+
+class PlanInputError(InputError):
+    """A plan option is missing, of the wrong type or out of range (``option`` names it)."""
+
+    def __init__(self, option, value, problem, fix):
+        super().__init__(option, value, problem, fix)
+        self.option = option
 
 
 class ModelConfigError(ValueError):
