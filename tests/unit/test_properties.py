@@ -149,29 +149,39 @@ SIZES = ("tensor_parallel_size", "pipeline_parallel_size", "decode_context_paral
 
 def _check_satisfiable(result):
     """What a satisfiable plan must be: every size positive, a positive KV size per token."""
-    event("satisfiable")
     plan = result["plan"]
     for name in SIZES:
         assert plan[name] is None or plan[name] >= (0 if name == "num_speculative_tokens"
                                                     else 1), (name, plan[name])
     assert all(s > 0 for s in result["cudagraph_capture_sizes"])
     kv = result["kv_cache"]
+    full = result["model"]["mla"] or any(not t["sliding_window"]
+                                         for t in result["model"]["attention"])
     if kv and kv.get("bytes_per_token") is not None:
-        assert kv["bytes_per_token"] > 0
+        # a KV size for every token of the full-attention layers (none: the windows')
+        assert kv["bytes_per_token"] > 0 if full else kv["sliding_window_bytes_per_request"] > 0
     if kv and kv.get("tokens") is not None:
         assert kv["tokens"] > 0 and kv["fits_one_request"]
+
+
+def _verdict(plan):
+    """evaluate(plan): the verdict (checked when satisfiable), or None after checking the
+    error it raised."""
+    try:
+        result = engine.evaluate(plan)
+    except (PlanInputError, ModelConfigError) as err:
+        _check_plan_error(err, plan)
+        return None
+    event("satisfiable" if result["satisfiable"] else "not satisfiable")
+    if result["satisfiable"]:
+        _check_satisfiable(result)
+    return result
 
 
 @bounded(400)
 @given(PLANS)
 def test_any_plan_gives_a_verdict_or_an_error_naming_the_option(plan):
-    try:
-        result = engine.evaluate(plan)
-    except (PlanInputError, ModelConfigError) as err:
-        _check_plan_error(err, plan)
-        return
-    if result["satisfiable"]:
-        _check_satisfiable(result)
+    _verdict(plan)
 
 
 @bounded(400)
@@ -180,16 +190,8 @@ def test_any_plan_gives_a_verdict_or_an_error_naming_the_option(plan):
                                      {"method": "ngram", "num_speculative_tokens": 4}]),
        st.sampled_from(sorted(BUILD_PROFILES)))
 def test_any_well_formed_plan_gives_a_verdict(plan, spec, build):
-    plan = dict(plan, speculative_config=spec, vllm_build=build)
-    try:
-        result = engine.evaluate(plan)
-    except (PlanInputError, ModelConfigError) as err:
-        _check_plan_error(err, plan)
-        return
-    event("not satisfiable" if not result["satisfiable"] else "satisfiable")
-    if result["satisfiable"]:
-        _check_satisfiable(result)
-    for violation in result["violations"]:
+    result = _verdict(dict(plan, speculative_config=spec, vllm_build=build))
+    for violation in (result or {}).get("violations", []):
         assert violation["message"] and violation["fix"]
         assert "about 0" not in violation["fix"]
 
@@ -276,14 +278,7 @@ def test_any_config_json_gives_a_verdict_or_an_error_naming_the_field(config, pl
     for key in dropped:
         data.pop(key, None)
     with tempfile.TemporaryDirectory() as directory:
-        plan = dict(plan, model_config=_write(directory, data), nodes=8)
-        try:
-            result = engine.evaluate(plan)
-        except (PlanInputError, ModelConfigError) as err:
-            _check_plan_error(err, plan)
-            return
-    if result["satisfiable"]:
-        _check_satisfiable(result)
+        _verdict(dict(plan, model_config=_write(directory, data), nodes=8))
 
 
 @bounded(200)

@@ -132,30 +132,41 @@ def _kv_heads_rank(kv, tp):
     return max(1, kv // tp)
 
 
+def apportion(total, parts):
+    """Split ``total`` layers of one kind over stages of ``parts`` layers in proportion, whole
+    numbers that add up to ``total`` (largest remainder; ties to the earlier stage, where an
+    interleaved pattern's first layer sits)."""
+    layers = sum(parts)
+    shares = [total * count for count in parts]
+    out = [share // layers for share in shares]
+    order = sorted(range(len(parts)), key=lambda i: (-(shares[i] % layers), i))
+    for i in order[:total - sum(out)]:
+        out[i] += 1
+    return out
+
+
 def _stage_layers(model, pp, mtp_layers):
-    """Layer counts per kind on the most loaded pipeline stage (the MTP layers sit last)."""
+    """Layer counts per kind on each pipeline stage (the MTP layers sit last); each kind's
+    layers add up to the model's over the stages."""
     parts = pp_partition(model.num_layers, pp)
-    stages = []
-    start = 0
-    for index, count in enumerate(parts):
-        share = float(count) / model.num_layers
-        kinds = {}
+    stages = [{} for _ in parts]
+    if model.use_mla:
+        kinds = [("mla", model.num_layers)]
+        if model.indexer:
+            kinds.append(("indexer", model.indexer["cache_layers"]))
+    else:
+        kinds = [(t.name, t.num_layers) for t in model.attention]
+    for name, total in kinds:
+        for stage, count in zip(stages, apportion(total, parts)):
+            stage[name] = count
+    if mtp_layers:
+        last = stages[-1]
         if model.use_mla:
-            kinds["mla"] = count
+            last["mla"] += mtp_layers
             if model.indexer:
-                kinds["indexer"] = int(round(model.indexer["cache_layers"] * share))
+                last["indexer"] += mtp_layers
         else:
-            for t in model.attention:
-                kinds[t.name] = int(round(t.num_layers * share))
-        if index == len(parts) - 1 and mtp_layers:
-            if model.use_mla:
-                kinds["mla"] += mtp_layers
-                if model.indexer:
-                    kinds["indexer"] += mtp_layers
-            else:
-                kinds[model.mtp_attention] = kinds.get(model.mtp_attention, 0) + mtp_layers
-        stages.append(kinds)
-        start += count
+            last[model.mtp_attention] = last.get(model.mtp_attention, 0) + mtp_layers
     return stages
 
 

@@ -12,7 +12,7 @@ import os
 import pytest
 import yaml
 
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine, request
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine, kvcache, request
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import (
     ModelConfigError, PlanInputError, shown)
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.model import (
@@ -45,6 +45,25 @@ def test_pp_50_on_mimo_is_the_pp_layers_violation_not_a_crash():
                               "kv_cache_memory_bytes": 10 ** 9})
     assert not result["satisfiable"]
     assert "pp_layers" in [v["rule"] for v in result["violations"]]
+
+
+@pytest.mark.parametrize("total, parts, split", [
+    (1, [3, 3], [1, 0]),          # one full layer of six, PP2: it is not rounded away
+    (9, [16, 16, 16], [3, 3, 3]),
+    (5, [2, 2, 2], [2, 2, 1]),
+    (0, [4, 4], [0, 0]),
+    (48, [1] * 48 + [0, 0], [1] * 48 + [0, 0]),
+])
+def test_layers_of_a_kind_are_split_over_stages_without_loss(total, parts, split):
+    assert kvcache.apportion(total, parts) == split
+
+
+def test_a_hybrid_model_at_pp2_keeps_its_full_attention_layer(write_config):
+    # 1 full + 5 sliding-window layers: rounding each stage's share (0.5) lost the full layer
+    # and gave 0 KV bytes per token
+    result = engine.evaluate({"model_config": write_config("hybrid"), "pipeline_parallel_size": 2,
+                              "kv_cache_memory_bytes": 10 ** 9})
+    assert result["kv_cache"]["bytes_per_token"] > 0
 
 
 def test_suggest_on_50_nodes_skips_stages_without_layers():
