@@ -3,10 +3,14 @@
 # Apache License 2.0 (see LICENSE)
 """The cluster's command lines, rendered in one place (plain Python).
 
+* ``engine_args`` / ``plan_env``: a plan's ``vllm serve`` engine arguments and the environment
+  it implies, derived from the one list of plan options (plan/request.py OPTIONS); names are
+  checked against vLLM's own parser (vllm_args.py).
 * ``serve_argv``: ``vllm serve`` and its engine arguments from a dict of vLLM's own argument
   names (``tensor_parallel_size: 4`` -> ``--tensor-parallel-size 4``; ``true`` -> the flag,
   ``false`` -> ``--no-<flag>``; dicts as JSON, as vLLM's ``--speculative-config`` takes them;
-  lists as separate values, as ``--cudagraph-capture-sizes 1 2 4`` takes them). With
+  lists as separate values, as ``--cudagraph-capture-sizes 1 2 4`` takes them, and as JSON
+  for a one-value argument). With
   ``multi_node`` it is one node's part of vLLM's Ray-free multi-node launch (``--nnodes``,
   ``--node-rank``, ``--master-addr``, ``--master-port``; the other nodes ``--headless``).
 * ``ray_argv``: ``ray start`` for the head or a worker (object store capped, dashboard, log

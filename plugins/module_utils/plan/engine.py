@@ -88,14 +88,15 @@ class Context(object):
             self.async_scheduling = req.async_scheduling
         self.kv = self.estimate_kv(self.dcp)
 
-    def estimate_kv(self, dcp, max_model_len=None):
-        """The KV-cache estimate of this plan at another DCP (or length): for fix texts."""
+    def estimate_kv(self, dcp):
+        """The KV-cache estimate of this plan at a decode_context_parallel_size (the plan's,
+        or another one a fix text considers)."""
         model = self.model
         multi_module_mtp = self.uses_mtp and min(model.mtp_layers, self.n_spec) > 1
         return kvcache.estimate(
             model, self.dims, tp=self.tp, pp=self.pp, dcp=dcp,
             kv_cache_dtype=self.kv_cache_dtype, block_size=self.block_size,
-            max_model_len=max_model_len or self.max_model_len,
+            max_model_len=self.max_model_len,
             max_num_batched_tokens=self.max_num_batched_tokens,
             kv_cache_memory_bytes=self.req.kv_cache_memory_bytes,
             mtp_layers=(model.mtp_layers if self.uses_mtp else 0),

@@ -200,7 +200,7 @@ _FILE_KINDS = ((stat.S_ISDIR, "is a directory, not a file"),
                (stat.S_ISSOCK, "is a socket, not a file"))
 
 
-def _not_a_file(path, mode):
+def _not_a_file(mode):
     for test, problem in _FILE_KINDS:
         if test(mode):
             return problem
@@ -240,7 +240,7 @@ def read_json_file(path, name=None, fix=None):
         raise error(_os_problem(exc), fix)
     except ValueError:  # a NUL byte in the path
         raise error("is not a valid path", fix)
-    problem = _not_a_file(path, info.st_mode)
+    problem = _not_a_file(info.st_mode)
     if problem:
         raise error(problem, fix)
     if info.st_size > MAX_CONFIG_BYTES:
@@ -250,7 +250,7 @@ def read_json_file(path, name=None, fix=None):
         # O_NONBLOCK: should the file have become a FIFO since the stat, do not hang on it.
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
-            problem = _not_a_file(path, os.fstat(handle).st_mode)
+            problem = _not_a_file(os.fstat(handle).st_mode)
             if problem:
                 raise error(problem, fix)
             chunks, size = [], 0

@@ -92,8 +92,9 @@ class Option(object):
         self.choices = tuple(choices) if choices else None
         self.serve = serve
         self.env = env
-        self.fix = fix or ("set %s: true or false" % name if kind.startswith("bool")
-                           else "see ansible-doc dgxspark.cluster.vllm_plan")
+        self.fix = fix or ("set %s: true or false" % name if kind.startswith("bool") else
+                           "give %s as a string" % name if kind.startswith("str") else
+                           "see ansible-doc dgxspark.cluster.vllm_plan")
         self.required = required
         self.max_items = max_items
 
@@ -127,34 +128,35 @@ OPTIONS = _options(
     Option("model_config", "path", serve=PLAN, required=True,
            fix="give the path of the model's config.json or its directory"),
     Option("tensor_parallel_size", "int", 1, (1, MAX_RANKS),
-           fix="use a positive integer (one rank per Spark GPU)"),
+           fix="use the number of ranks, one per Spark GPU (e.g. 4 on 4 Sparks)"),
     Option("pipeline_parallel_size", "int", 1, (1, MAX_RANKS),
-           fix="use a positive integer (one stage per Spark)"),
+           fix="use the number of pipeline stages, at most one per Spark"),
     Option("decode_context_parallel_size", "int", 1, (1, MAX_RANKS),
-           fix="use a positive integer that divides tensor_parallel_size"),
+           fix="use a divisor of tensor_parallel_size (1 turns DCP off)"),
     Option("cp_kv_cache_interleave_size", "int", 1, (1, MAX_BLOCK),
-           fix="use a positive integer (1 unless the backend supports more)"),
+           fix="use 1 unless the attention backend supports more"),
     Option("speculative_config", "dict?",
            fix="give e.g. {method: mtp, num_speculative_tokens: 1}"),
     Option("max_cudagraph_capture_size", "int?", None, (1, MAX_CAPTURE),
-           fix="use a positive integer, or leave it unset for vLLM's default"),
+           fix="use a batch size such as 8 or 512, or leave it unset for vLLM's default"),
     Option("cudagraph_capture_sizes", "list[int]?", None, (1, MAX_CAPTURE),
-           max_items=MAX_CAPTURE_SIZES, fix="give a list of positive integers, e.g. [1, 2, 4]"),
-    Option("max_num_seqs", "int?", None, (1, MAX_SEQS), fix="use a positive integer"),
+           max_items=MAX_CAPTURE_SIZES, fix="give batch sizes such as [1, 2, 4]"),
+    Option("max_num_seqs", "int?", None, (1, MAX_SEQS),
+           fix="use the sequences to run at once, e.g. 256 (vLLM's default on a GB10)"),
     Option("max_num_batched_tokens", "int?", None, (1, MAX_TOKENS),
-           fix="use a positive integer"),
+           fix="use the tokens of one scheduler step, e.g. 2048 (vLLM's default on a GB10)"),
     Option("max_model_len", "int?", None, (1, MAX_TOKENS),
-           fix="use a positive integer (the context length in tokens)"),
+           fix="use the context length in tokens, e.g. 131072"),
     Option("kv_cache_dtype", "str", "auto", fix="use auto, fp8, fp8_e4m3 or bfloat16"),
     Option("kv_cache_memory_bytes", "int?", None, (1, MAX_KV_BYTES),
-           fix="use a positive number of bytes per GPU, e.g. 1810000000"),
+           fix="use the KV-cache bytes per GPU, e.g. 1810000000"),
     Option("block_size", "int?", None, (1, MAX_BLOCK),
-           fix="use a positive power of two such as 16, 32 or 64"),
+           fix="use a power of two such as 16, 32 or 64, or leave it unset"),
     Option("virtual_heads", "bool", False, serve=PLAN),
     Option("vllm_patches", "list[str]", [], serve=PLAN, max_items=MAX_LIST,
            fix="give e.g. vllm_patches: [draft-dcp-inherit]"),
     Option("nodes", "int?", None, (1, MAX_NODES), serve=PLAN,
-           fix="use the number of Sparks in the cluster (a positive integer)"),
+           fix="use the number of Sparks in the cluster"),
     Option("gpus_per_node", "int", 1, (1, MAX_GPUS_PER_NODE), serve=PLAN,
            fix="use 1 for a DGX Spark"),
     Option("vllm_build", "raw", serve=PLAN,
@@ -189,16 +191,17 @@ SPEC_OPTIONS = _options(
     Option("attention_backend", "str?"),
     Option("draft_attention_backend", "str?"),
     Option("kv_cache_dtype", "str?"),
-    Option("max_model_len", "int?", None, (1, MAX_TOKENS), fix="use a positive integer"),
+    Option("max_model_len", "int?", None, (1, MAX_TOKENS),
+           fix="use the draft's context length in tokens"),
     Option("draft_sample_method", "str?"),
     Option("rejection_sample_method", "str?"),
     Option("index_share_for_mtp_iteration", "bool?"),
     Option("parallel_drafting", "bool?"),
     Option("use_local_argmax_reduction", "bool?"),
     Option("prompt_lookup_max", "int?", None, (1, MAX_PROMPT_LOOKUP),
-           fix="use a positive integer (vLLM's default is 5)"),
+           fix="use a small number of tokens (vLLM's default is 5)"),
     Option("prompt_lookup_min", "int?", None, (1, MAX_PROMPT_LOOKUP),
-           fix="use a positive integer (vLLM's default is 5)"),
+           fix="use a small number of tokens (vLLM's default is 5)"),
 )
 
 
