@@ -14,7 +14,7 @@ import yaml
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine, kvcache, request
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import (
-    ModelConfigError, PlanInputError, shown)
+    ModelConfigError, PlanInputError, returned, shown)
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.model import (
     MAX_CONFIG_BYTES)
 
@@ -240,7 +240,7 @@ def test_not_utf8(tmp_path):
     assert "not valid JSON" in err.problem
 
 
-def test_a_broken_hf_quant_config_is_named(write_config, tmp_path):
+def test_a_broken_hf_quant_config_is_named(write_config):
     path = write_config("gqa")
     with open(os.path.join(path, "hf_quant_config.json"), "w") as handle:
         handle.write("[1, 2]")
@@ -347,13 +347,14 @@ def test_kv_fix_raises_dcp_only_where_the_dcp_rules_allow_it():
     assert "decode_context_parallel_size" not in fix and "lower max_model_len" in fix
 
 
-def test_satisfiable_plans_have_positive_sizes(write_config):
+def test_satisfiable_plans_have_positive_sizes():
     result = engine.evaluate(dict(GLM_128K, decode_context_parallel_size=4,
                                   kv_cache_memory_bytes=1810000000))
     assert result["satisfiable"] and result["kv_cache"]["bytes_per_token"] > 0
 
 
-def test_error_values_survive_json(write_config):
+def test_error_values_survive_json():
+    # the module returns the value: an integer beyond repr's limit would fail the JSON result
     err = refused({"max_model_len": 10 ** 5000}, "max_model_len")
-    from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import returned
-    json.dumps(returned(err.value))
+    assert json.loads(json.dumps(returned(err.value))).startswith("<an integer of")
+    assert returned(4) == 4 and returned("fp8") == "fp8"
