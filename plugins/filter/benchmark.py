@@ -4,18 +4,15 @@
 """The decode memory-bandwidth estimate (logic in module_utils/benchmark.py)."""
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.dgxspark.cluster.plugins.module_utils import benchmark
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.model import parse_model
+from ansible_collections.dgxspark.cluster.plugins.plugin_utils.filters import named
 
 
+@named("decode_bytes_per_token")
 def decode_bytes_per_token(model_config, tensor_parallel_size=1):
-    try:
-        return benchmark.weight_bytes_per_token(parse_model(model_config),
-                                                int(tensor_parallel_size))
-    except (OSError, ValueError) as exc:  # the plan engine's input errors are ValueErrors
-        raise AnsibleFilterError("decode_bytes_per_token: %s" % exc)
+    # the plan engine's input errors (ValueErrors) name the option or the config field
+    return benchmark.weight_bytes_per_token(parse_model(model_config), tensor_parallel_size)
 
 
 class FilterModule(object):

@@ -5,9 +5,13 @@
 from __future__ import annotations
 
 
+from ansible_collections.dgxspark.cluster.plugins.plugin_utils.filters import named, need
+
+
+@named("meminfo")
 def meminfo(text):
     out = {}
-    for line in (text or "").splitlines():
+    for line in need("_input", text or "", str, "pass the text of /proc/meminfo").splitlines():
         if ":" not in line:
             continue
         key, value = line.split(":", 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.findings import verify
+from ansible_collections.dgxspark.cluster.plugins.plugin_utils.filters import named, need
 
 
 def verify_report(inputs):
@@ -16,8 +17,9 @@ def verify_report(inputs):
     return verify.report(inputs)
 
 
+@named("verify_worker_list")
 def verify_worker_list(stdout):
-    return verify.worker_list(stdout)
+    return verify.worker_list(need("_input", stdout, str, "pass the command's stdout"))
 
 
 class FilterModule(object):

@@ -19,6 +19,9 @@ import time
 import urllib.error
 import urllib.request
 
+from .plan.errors import ModelConfigError
+from .plan.request import OPTIONS, coerce_int
+
 SPARK_BANDWIDTH = 273e9  # bytes/s, LPDDR5x of one DGX Spark
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
@@ -197,8 +200,16 @@ def weight_bytes_per_token(model, tensor_parallel_size=1):
     bits per parameter including block scales (NVFP4: 4 bits + an fp8 scale per 16 = 4.5).
     Tensor-parallel ranks read their 1/TP shares at the same time; pipeline stages run one
     after another for a single stream, so PP does not divide it. KV-cache reads and
-    activations are not counted, so the ceiling is an upper bound."""
+    activations are not counted, so the ceiling is an upper bound.
+
+    Raises PlanInputError for a tensor_parallel_size outside the plan's bounds (0 was a
+    division by zero) and ModelConfigError for a config without hidden_size."""
+    tensor_parallel_size = coerce_int("tensor_parallel_size", tensor_parallel_size,
+                                      OPTIONS["tensor_parallel_size"])
     h = model.hidden_size
+    if h is None:
+        raise ModelConfigError(model.path, "hidden_size", "is missing (needed for the weight "
+                               "bytes of the decode bandwidth estimate)")
     if model.mla:
         m = model.mla
         heads, nope, rope = m["q_heads"], m["qk_nope_head_dim"], m["qk_rope_head_dim"]

@@ -3,10 +3,14 @@
 # Apache License 2.0 (see LICENSE)
 """The cluster's command lines, rendered in one place (plain Python).
 
+* ``engine_args`` / ``plan_env``: a plan's ``vllm serve`` engine arguments and the environment
+  it implies, derived from the one list of plan options (plan/request.py OPTIONS); names are
+  checked against vLLM's own parser (vllm_args.py).
 * ``serve_argv``: ``vllm serve`` and its engine arguments from a dict of vLLM's own argument
   names (``tensor_parallel_size: 4`` -> ``--tensor-parallel-size 4``; ``true`` -> the flag,
   ``false`` -> ``--no-<flag>``; dicts as JSON, as vLLM's ``--speculative-config`` takes them;
-  lists as separate values, as ``--cudagraph-capture-sizes 1 2 4`` takes them). With
+  lists as separate values, as ``--cudagraph-capture-sizes 1 2 4`` takes them, and as JSON
+  for a one-value argument). With
   ``multi_node`` it is one node's part of vLLM's Ray-free multi-node launch (``--nnodes``,
   ``--node-rank``, ``--master-addr``, ``--master-port``; the other nodes ``--headless``).
 * ``ray_argv``: ``ray start`` for the head or a worker (object store capped, dashboard, log
@@ -20,64 +24,229 @@ from __future__ import annotations
 import json
 import re
 
-# vllm serve's boolean arguments without a --no-<flag> form (argparse store_true in vLLM
-# 0.33.0's parser); every other boolean is a BooleanOptionalAction, false spelled --no-<flag>.
-# tests/differential/test_serve_argv_oracle.py checks this against vLLM's own parser.
-STORE_TRUE_ONLY = frozenset([
-    "aggregate_engine_logging", "data_parallel_multi_port_external_lb", "disable_log_stats",
-    "grpc", "headless",
-])
+from .plan.errors import InputError, shown
+from .plan.request import ENV, OPTIONS, SERVE, closest
+from .vllm_args import SERVE_ARGS, VLLM_VERSION
 
 
-# Plan options of the plan engine (dgxspark.cluster.vllm_plan) that are not vllm serve
-# arguments: they describe the cluster and the image, not the engine.
-PLAN_ONLY = frozenset([
-    "nodes", "gpus_per_node", "vllm_build", "vllm_patches", "virtual_heads",
-    "allow_long_max_model_len", "model_config",
-])
+class CommandLineError(InputError):
+    """A command line cannot be rendered: names the variable, the value and the fix."""
+
+
+# vllm serve's boolean arguments without a --no-<flag> form (argparse store_true in vLLM's
+# parser, recorded in vllm_args.py); every other boolean is a BooleanOptionalAction, false
+# spelled --no-<flag>.
+STORE_TRUE_ONLY = frozenset(name for name, kind in SERVE_ARGS.items() if kind == "store_true")
+
+# Plan options (plan/request.py OPTIONS) that are not vllm serve arguments: the cluster, the
+# image, the planner's switches and the options vLLM takes from the environment (plan_env).
+PLAN_ONLY = frozenset(name for name, option in OPTIONS.items() if option.serve != SERVE)
+
+# vllm serve arguments the role sets itself (the API address, the multi-node launch).
+ROLE_ARGS = frozenset(["model", "served_model_name", "host", "port", "nnodes", "node_rank",
+                       "master_addr", "master_port", "headless"])
+
+_SERVE_FIX = "set it in the serve arguments (e.g. dgxspark_serve_args or recipe_serve_args)"
+_PLAN_FIX = ("set it in the plan (e.g. dgxspark_plan or recipe_plan), which preflight checks; "
+             "as a serve argument it would reach vllm serve unchecked")
+
+
+def _mapping(variable, value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CommandLineError(variable, value, "must be a dict", "give a dict of names and "
+                               "values, e.g. {tensor_parallel_size: 4}")
+    return value
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _bool(variable, value):
+    if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+        return value.lower() in _TRUE
+    if not isinstance(value, bool):
+        raise CommandLineError(variable, value, "must be true or false", "give true or false")
+    return value
+
+
+def check_plan_key(key, value, variable="plan"):
+    """Refuse a plan key that is not a plan option (naming the closest one)."""
+    if key in OPTIONS:
+        return
+    where = "%s.%s" % (variable, key)
+    if key in SERVE_ARGS:
+        raise CommandLineError(where, value, "is a vllm serve argument, not a plan option",
+                               _SERVE_FIX)
+    near = closest(key, OPTIONS)
+    raise CommandLineError(where, value, "is not a plan option",
+                           "did you mean %s?" % near if near else
+                           "use the plan options of ansible-doc dgxspark.cluster.vllm_plan")
+
+
+def check_serve_arg(key, value, variable="serve_args"):
+    """Refuse a serve argument vLLM does not have, a plan input, or one the role sets."""
+    where = "%s.%s" % (variable, key)
+    if key in OPTIONS:
+        raise CommandLineError(where, value, "is a plan input, not a serve-only argument",
+                               _PLAN_FIX)
+    if key in ROLE_ARGS:
+        raise CommandLineError(where, value, "is set by the vllm_cluster role",
+                               "drop it: the role sets the model, --served-model-name, "
+                               "--host, --port and the multi-node launch itself")
+    if key not in SERVE_ARGS:
+        near = closest(key, set(SERVE_ARGS) | set(OPTIONS))
+        fix = "use the names of `vllm serve --help` with underscores"
+        if near in OPTIONS:
+            fix = "did you mean %s? It is a plan option: %s" % (near, _PLAN_FIX)
+        elif near:
+            fix = "did you mean %s?" % near
+        raise CommandLineError(where, value, "is not a vllm serve argument of vLLM %s"
+                               % VLLM_VERSION, fix)
+
+
+# compilation_config's switch for the compile pass of the plan option sequence_parallelism
+# (older builds; vLLM 0.33 has none).
+_SP_PASS = ("pass_config", "enable_sequence_parallelism")
+
+
+def _sequence_parallelism_in(serve_args):
+    """What the serve arguments' compilation_config says about sequence parallelism
+    (None: nothing)."""
+    config = serve_args.get("compilation_config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            return None
+    if not isinstance(config, dict) or not isinstance(config.get(_SP_PASS[0]), dict):
+        return None
+    value = config[_SP_PASS[0]].get(_SP_PASS[1])
+    return None if value is None else bool(value)
 
 
 def engine_args(plan, serve_args=None):
-    """vllm serve's engine arguments of a plan: the plan's vLLM options (everything but
-    PLAN_ONLY) and the serve-only arguments (attention backend, parsers, ...) on top.
-    A serve argument that contradicts the plan is refused: the plan is what preflight proved."""
-    args = dict((k, v) for k, v in (plan or {}).items() if k not in PLAN_ONLY and v is not None)
-    for key, value in (serve_args or {}).items():
-        if key in PLAN_ONLY:
-            raise ValueError("%r is a plan option, not a vllm serve argument: set it in the plan"
-                             % key)
-        if key in args and args[key] != value:
-            raise ValueError("serve argument %s=%r contradicts the plan's %s=%r: change the plan "
-                             "(preflight checks the plan)" % (key, value, key, args[key]))
-        args[key] = value
+    """vllm serve's engine arguments of a plan: the plan's options that are vllm serve
+    arguments and the serve-only arguments (attention backend, parsers, ...) on top.
+
+    Refused, naming the key and the closest valid name: a plan key that is not a plan option;
+    a serve argument that is a plan input (the plan is what preflight proved), vLLM does not
+    have (vllm_args.py, recorded from vLLM's parser) or the role sets; and serve arguments
+    that contradict the plan's sequence_parallelism (which only compilation_config turns on).
+    """
+    plan = _mapping("plan", plan)
+    serve_args = _mapping("serve_args", serve_args)
+    for key in plan:
+        check_plan_key(key, plan[key])
+    for key in serve_args:
+        check_serve_arg(key, serve_args[key])
+    args = dict((k, v) for k, v in plan.items() if OPTIONS[k].serve == SERVE and v is not None)
+    args.update(serve_args)
+    planned = _bool("plan.sequence_parallelism", plan.get("sequence_parallelism") or False)
+    served = _sequence_parallelism_in(serve_args)
+    if planned != bool(served):
+        raise CommandLineError(
+            "plan.sequence_parallelism", planned,
+            "the plan %s sequence parallelism, but the serve arguments' compilation_config "
+            "%s %s.%s" % ("assumes" if planned else "does not assume",
+                          "does not turn on" if planned else "turns on", _SP_PASS[0],
+                          _SP_PASS[1]),
+            "make them agree: sequence_parallelism is plan-only (vLLM 0.33 has no such flag "
+            "and no such pass); on an older build that has the pass, set both")
     return args
+
+
+def plan_env(plan):
+    """The environment variables a plan implies (options vLLM reads from the environment,
+    e.g. allow_long_max_model_len -> VLLM_ALLOW_LONG_MAX_MODEL_LEN=1)."""
+    plan = _mapping("plan", plan)
+    env = {}
+    for key, value in plan.items():
+        check_plan_key(key, value)
+        option = OPTIONS[key]
+        if option.serve == ENV and value is not None and _bool("plan.%s" % key, value):
+            env[option.env] = "1"
+    return env
 
 
 def flag(name):
     return "--" + name.replace("_", "-")
 
 
-# vllm serve arguments the role sets itself (the API address, the multi-node launch).
-ROLE_ARGS = frozenset(["model", "served_model_name", "host", "port", "nnodes", "node_rank",
-                       "master_addr", "master_port", "headless"])
+_INT = re.compile(r"^\s*[+-]?[0-9]{1,18}\s*$")
+
+
+def _int(variable, value, minimum, maximum, problem, fix):
+    if isinstance(value, str) and _INT.match(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not minimum <= value <= maximum:
+        raise CommandLineError(variable, value, problem, fix)
+    return value
 
 
 def multi_node(nnodes, node_rank, master_addr, master_port):
     """One node's part of vLLM's Ray-free multi-node launch, checked."""
-    nnodes, node_rank, master_port = int(nnodes), int(node_rank), int(master_port)
-    if nnodes < 1 or not 0 <= node_rank < nnodes:
-        raise ValueError("node rank %d is not within 0..%d" % (node_rank, nnodes - 1))
-    if not master_addr:
-        raise ValueError("the multi-node launch needs the head's address (master_addr)")
-    if not 0 < master_port < 65536:
-        raise ValueError("master port %d is not a TCP port" % master_port)
-    return {"nnodes": nnodes, "node_rank": node_rank, "master_addr": str(master_addr),
-            "master_port": master_port}
+    nnodes = _int("nnodes", nnodes, 1, 4096, "must be a positive number of nodes",
+                  "give the number of Sparks (vllm_cluster_nodes)")
+    rank = _int("node_rank", node_rank, -2 ** 63, 2 ** 63, "must be an integer",
+                "give 0 for the head")
+    if not 0 <= rank < nnodes:
+        raise CommandLineError("node_rank", rank, "node rank %d is not within 0..%d"
+                               % (rank, nnodes - 1), "give 0 for the head, 1.. for the workers")
+    if not master_addr or not isinstance(master_addr, str):
+        raise CommandLineError("master_addr", master_addr, "the multi-node launch needs the "
+                               "head's address (master_addr)", "give the head's fabric address")
+    port = _int("master_port", master_port, -2 ** 63, 2 ** 63, "must be an integer",
+                "use 29501")
+    if not 0 < port < 65536:
+        raise CommandLineError("master_port", port, "master port %d is not a TCP port" % port,
+                               "use 29501 (vllm_cluster_master_port)")
+    return {"nnodes": nnodes, "node_rank": rank, "master_addr": master_addr,
+            "master_port": port}
+
+
+def launch(nnodes, node_rank, master_addr, master_port):
+    """``multi_node()`` for a launch over several nodes; None for one node."""
+    if _int("nnodes", nnodes, 1, 4096, "must be a positive number of nodes",
+            "give the number of Sparks (vllm_cluster_nodes)") == 1:
+        return None
+    return multi_node(nnodes, node_rank, master_addr, master_port)
+
+
+def _serve_value(name, value):
+    """The words after ``--name`` for one engine argument (vLLM's kind of the argument)."""
+    kind = SERVE_ARGS[name]
+    where = "engine argument %s" % name
+    if kind in ("bool", "store_true"):
+        if not isinstance(value, (bool, str)):
+            raise CommandLineError(where, value, "is a flag of vllm serve", "give true or false")
+        value = _bool(where, value)
+        if value:
+            return [flag(name)]
+        return [] if kind == "store_true" else ["--no-" + name.replace("_", "-")]
+    if isinstance(value, bool):
+        raise CommandLineError(where, value, "takes a value, not true or false",
+                               "give its value (vllm serve --help: --%s)"
+                               % name.replace("_", "-"))
+    if kind == "list":
+        if isinstance(value, dict):
+            raise CommandLineError(where, value, "takes a list of values", "give a list")
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return [flag(name)] + [str(v) for v in values]
+    if isinstance(value, (dict, list, tuple)):  # one value: vLLM parses JSON
+        return [flag(name), json.dumps(value, separators=(",", ":"), sort_keys=False)]
+    return [flag(name), str(value)]
 
 
 def serve_argv(model, engine_args, served_model_name=None, host=None, port=None,
                multi_node=None):
     """``vllm serve MODEL --flags...`` from vLLM engine arguments (None values are dropped).
+
+    Names are checked against vLLM's parser (vllm_args.py): an unknown name fails with the
+    closest one. Booleans are ``--flag`` / ``--no-flag`` (store_true flags have no ``--no-``
+    form), lists several values, dicts JSON.
 
     ``multi_node`` (``multi_node()``'s dict) makes it one node of vLLM's Ray-free multi-node
     launch: node rank 0 serves the API, the other ranks run ``--headless`` (no API address).
@@ -96,30 +265,40 @@ def serve_argv(model, engine_args, served_model_name=None, host=None, port=None,
                  "--master-port", str(multi_node["master_port"])]
         if headless:
             argv.append("--headless")
-    for name, value in (engine_args or {}).items():
+    for name, value in _mapping("engine_args", engine_args).items():
         if value is None:
             continue
         if name in ROLE_ARGS:
-            raise ValueError("engine argument %r is set by the role; drop it from the engine "
-                             "arguments" % name)
-        if isinstance(value, bool):
-            if value:
-                argv.append(flag(name))
-            elif name not in STORE_TRUE_ONLY:
-                argv.append("--no-" + name.replace("_", "-"))
-            continue
-        if isinstance(value, dict):
-            argv += [flag(name), json.dumps(value, separators=(",", ":"), sort_keys=False)]
-        elif isinstance(value, (list, tuple)):
-            argv += [flag(name)] + [str(v) for v in value]
-        else:
-            argv += [flag(name), str(value)]
+            raise CommandLineError("engine argument %s" % name, value, "is set by the role",
+                                   "drop %r from the engine arguments" % name)
+        if name not in SERVE_ARGS:
+            near = closest(name, SERVE_ARGS)
+            raise CommandLineError(
+                "engine argument %s" % name, value,
+                "is not a vllm serve argument of vLLM %s%s" % (
+                    VLLM_VERSION, " (it is a plan option)" if name in OPTIONS else ""),
+                "pass the plan through the dgxspark.cluster.vllm_engine_args filter"
+                if name in OPTIONS else "did you mean %s?" % near if near else
+                "use the names of `vllm serve --help` with underscores")
+        argv += _serve_value(name, value)
     return argv
 
 
 def ray_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
              object_store_memory=1073741824, temp_dir="/tmp/ray"):
     """``ray start`` for the Ray head or a worker, blocking in the foreground."""
+    if role not in ("head", "worker"):
+        raise CommandLineError("role", role, "ray role must be head or worker",
+                               "use head or worker")
+    if not node_ip or not isinstance(node_ip, str):
+        raise CommandLineError("node_ip", node_ip, "must be the node's address",
+                               "give the node's fabric address")
+    port = _int("port", port, 1, 65535, "is not a TCP port", "use 6379")
+    num_gpus = _int("num_gpus", num_gpus, 0, 64, "must be an integer from 0 to 64",
+                    "use 1 for a Spark")
+    num_cpus = _int("num_cpus", num_cpus, 1, 4096, "must be a positive integer", "use 2")
+    object_store_memory = _int("object_store_memory", object_store_memory, 1, 2 ** 50,
+                               "must be a positive number of bytes", "use 1073741824 (1 GiB)")
     argv = ["ray", "start", "--block", "--node-ip-address=%s" % node_ip,
             "--num-gpus=%d" % num_gpus, "--num-cpus=%d" % num_cpus,
             "--object-store-memory=%d" % object_store_memory, "--disable-usage-stats",
@@ -127,13 +306,33 @@ def ray_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
     if role == "head":
         argv += ["--head", "--port=%d" % port, "--include-dashboard=false",
                  "--include-log-monitor=false"]
-    elif role == "worker":
-        if not head_ip:
-            raise ValueError("a Ray worker needs the head's address")
-        argv += ["--address=%s:%d" % (head_ip, port)]
     else:
-        raise ValueError("ray role must be head or worker, got %r" % role)
+        if not head_ip or not isinstance(head_ip, str):
+            raise CommandLineError("head_ip", head_ip, "a Ray worker needs the head's address",
+                                   "give the head's fabric address")
+        argv += ["--address=%s:%d" % (head_ip, port)]
     return argv
+
+
+def argv_list(variable, argv):
+    """``argv`` checked to be a list of words (a string would become one word per character)."""
+    if isinstance(argv, (str, bytes)):
+        raise CommandLineError(variable, argv, "is a string, not an argv list (it would be "
+                               "split into single characters)",
+                               "give a list of words, e.g. %s" % shown(str(argv).split()[:4]))
+    if not isinstance(argv, (list, tuple)):
+        raise CommandLineError(variable, argv, "must be an argv list", "give a list of words")
+    for index, word in enumerate(argv):
+        if isinstance(word, bool) or not isinstance(word, (str, int, float)):
+            raise CommandLineError("%s[%d]" % (variable, index), word,
+                                   "must be a string or a number",
+                                   "give every word of the command line as a string")
+    return [str(word) for word in argv]
+
+
+# docker_argv's settings that are lists of words.
+_DOCKER_LISTS = ("env_files", "mounts", "devices", "cap_add", "ulimits", "extra")
+_DOCKER_SETTINGS = _DOCKER_LISTS + ("env", "gpus", "privileged", "shm_size", "pid")
 
 
 def docker_argv(name, image, command, env_files=(), env=None, mounts=(), gpus=True,
@@ -144,51 +343,76 @@ def docker_argv(name, image, command, env_files=(), env=None, mounts=(), gpus=Tr
     ``pid`` joins another PID namespace: ``container:dgxspark-ray`` lets ``vllm serve`` find
     the local raylet (Ray's driver looks for it among the processes it can see) and ends it
     with the Ray head."""
+    for variable, value in (("name", name), ("image", image)):
+        if not isinstance(value, str) or not value:
+            raise CommandLineError(variable, value, "must be a non-empty string",
+                                   "give the container's %s" % variable)
+    command = argv_list("command", command)
+    lists = dict((key, argv_list(key, value)) for key, value in (
+        ("env_files", env_files), ("mounts", mounts), ("devices", devices),
+        ("cap_add", cap_add), ("ulimits", ulimits), ("extra", extra)))
+    env = _mapping("env", env)
     argv = ["docker", "run", "--rm", "--name", name, "--network", "host", "--ipc", "host"]
     if pid:
-        argv += ["--pid", pid]
+        argv += ["--pid", str(pid)]
     if privileged:
         argv.append("--privileged")
     if gpus:
         argv += ["--gpus", "all"]
-    for device in devices:
+    for device in lists["devices"]:
         argv += ["--device", device]
-    for cap in cap_add:
+    for cap in lists["cap_add"]:
         argv += ["--cap-add", cap]
-    for ulimit in ulimits:
+    for ulimit in lists["ulimits"]:
         argv += ["--ulimit", ulimit]
     if shm_size:
         argv += ["--shm-size", str(shm_size)]
-    for env_file in env_files:
+    for env_file in lists["env_files"]:
         argv += ["--env-file", env_file]
-    for key, value in sorted((env or {}).items()):
+    for key, value in sorted(env.items(), key=lambda item: str(item[0])):
         argv += ["-e", "%s=%s" % (key, value)]
-    for mount in mounts:
+    for mount in lists["mounts"]:
         argv += ["-v", mount]
-    argv += list(extra)
+    argv += lists["extra"]
     argv.append(image)
-    return argv + list(command)
+    return argv + command
+
+
+def docker_run(command, name, image, settings):
+    """docker_argv with its settings as one dict (the docker_run_argv filter), checked."""
+    settings = _mapping("settings", settings)
+    for key in settings:
+        if key not in _DOCKER_SETTINGS:
+            near = closest(key, _DOCKER_SETTINGS)
+            raise CommandLineError("settings.%s" % key, settings[key], "is not a docker_run "
+                                   "setting", "did you mean %s?" % near if near else
+                                   "use only %s" % ", ".join(_DOCKER_SETTINGS))
+    return docker_argv(name, image, command, **settings)
 
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
+_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def systemd_quote(arg):
-    """Quote one argument for ExecStart= (systemd.service "Command lines")."""
+    """Quote one argument for ExecStart= (systemd.service "Command lines"); control
+    characters become C escapes (a raw newline would end the unit's line)."""
     arg = str(arg).replace("%", "%%").replace("$", "$$")
     if arg and _PLAIN.match(arg):
         return arg
-    return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
+    arg = arg.replace("\\", "\\\\").replace('"', '\\"')
+    arg = "".join(_C_ESCAPES.get(c) or ("\\x%02x" % ord(c) if ord(c) < 32 or ord(c) == 127
+                                        else c) for c in arg)
+    return '"%s"' % arg
 
 
 def systemd_exec(argv):
-    return " ".join(systemd_quote(a) for a in argv)
+    return " ".join(systemd_quote(a) for a in argv_list("argv", argv))
 
 
 def shell_line(argv):
     """The same command for a human (README, reports): POSIX shell quoting."""
     out = []
-    for arg in argv:
-        arg = str(arg)
+    for arg in argv_list("argv", argv):
         out.append(arg if arg and _PLAIN.match(arg) else "'%s'" % arg.replace("'", "'\\''"))
     return " ".join(out)

@@ -19,6 +19,8 @@ interface MACs this tells apart:
 """
 from __future__ import annotations
 
+from .plan.errors import InputError
+
 FIXES = {
     "swapped": "re-cable so that P0 of each node meets P1 of the next (NCCL pairs HCAs by "
                "device index; a P0-to-P0 cable hangs ncclCommInitRank)",
@@ -34,6 +36,75 @@ FIXES = {
 }
 
 
+class ProbeError(InputError):
+    """The plan or a probe is not what fabric_plan / fabric_probe return: names where."""
+
+
+_PLAN_FIX = "pass the plan dgxspark.cluster.fabric_plan returned, unchanged"
+_PROBE_FIX = "pass the results of dgxspark.cluster.fabric_probe, unchanged"
+_LINK_KEYS = ("node", "netdev", "ip", "port", "cable", "peer_node", "peer_netdev", "peer_ip",
+              "peer_port")
+
+
+def _need(variable, value, kind, fix):
+    if not isinstance(value, kind):
+        raise ProbeError(variable, value, "must be a %s" % {dict: "dict", list: "list",
+                                                            str: "string"}[kind], fix)
+    return value
+
+
+def check_inputs(plan, probes):
+    """Refuse a plan or probes of the wrong shape, naming the key (a probe link without
+    peer_ip was a KeyError)."""
+    _need("plan", plan, dict, _PLAN_FIX)
+    if isinstance(plan.get("mtu"), bool) or not isinstance(plan.get("mtu"), int):
+        raise ProbeError("plan.mtu", plan.get("mtu"), "must be an integer", _PLAN_FIX)
+    _need("plan.nodes", plan.get("nodes"), dict, _PLAN_FIX)
+    for node, data in plan["nodes"].items():
+        _need("plan.nodes.%s" % node, data, dict, _PLAN_FIX)
+        for i, iface in enumerate(_need("plan.nodes.%s.interfaces" % node,
+                                        data.get("interfaces"), list, _PLAN_FIX)):
+            _need("plan.nodes.%s.interfaces[%d]" % (node, i), iface, dict, _PLAN_FIX)
+            for key in ("netdev", "port"):
+                _need("plan.nodes.%s.interfaces[%d].%s" % (node, i, key), iface.get(key), str,
+                      _PLAN_FIX)
+    for i, link in enumerate(_need("plan.links", plan.get("links"), list, _PLAN_FIX)):
+        _need("plan.links[%d]" % i, link, dict, _PLAN_FIX)
+        for key in _LINK_KEYS:
+            _need("plan.links[%d].%s" % (i, key), link.get(key), str, _PLAN_FIX)
+    _need("probes", probes, dict, _PROBE_FIX)
+    for node, probe in probes.items():
+        where = "probes.%s" % node
+        if probe is None:
+            continue  # a node without a probe: its links are judged "missing"/"not probed"
+        _need(where, probe, dict, _PROBE_FIX)
+        for netdev, info in _need(where + ".interfaces", probe.get("interfaces") or {}, dict,
+                                  _PROBE_FIX).items():
+            _need("%s.interfaces.%s" % (where, netdev), info, dict, _PROBE_FIX)
+            if info.get("mac") is not None:
+                _need("%s.interfaces.%s.mac" % (where, netdev), info["mac"], str, _PROBE_FIX)
+            for j, address in enumerate(_need("%s.interfaces.%s.addresses" % (where, netdev),
+                                              info.get("addresses") or [], list, _PROBE_FIX)):
+                _need("%s.interfaces.%s.addresses[%d]" % (where, netdev, j), address, str,
+                      _PROBE_FIX)
+        for j, link in enumerate(_need(where + ".links", probe.get("links") or [], list,
+                                       _PROBE_FIX)):
+            _need("%s.links[%d]" % (where, j), link, dict, _PROBE_FIX)
+            for key in ("netdev", "peer_ip"):
+                _need("%s.links[%d].%s" % (where, j, key), link.get(key), str, _PROBE_FIX)
+            if link.get("neigh_mac") is not None:
+                _need("%s.links[%d].neigh_mac" % (where, j), link["neigh_mac"], str,
+                      _PROBE_FIX)
+        for netdev, answers in _need(where + ".wire", probe.get("wire") or {}, dict,
+                                     _PROBE_FIX).items():
+            for j, answer in enumerate(_need("%s.wire.%s" % (where, netdev), answers or [],
+                                             list, _PROBE_FIX)):
+                _need("%s.wire.%s[%d]" % (where, netdev, j), answer, dict, _PROBE_FIX)
+                if answer.get("mac") is not None:
+                    _need("%s.wire.%s[%d].mac" % (where, netdev, j), answer["mac"], str,
+                          _PROBE_FIX)
+
+
 def _label(node, netdev, port=None):
     return "%s/%s%s" % (node, netdev, " (%s)" % port if port else "")
 
@@ -43,15 +114,17 @@ def analyse(plan, probes):
 
     ``plan`` is ``topology.plan()``; ``probes`` maps node -> the fabric_probe result
     (``interfaces``: netdev -> {mac, mtu, carrier, addresses}; ``links``: list of
-    {netdev, peer_ip, small_ok, jumbo_ok, neigh_mac}).
+    {netdev, peer_ip, small_ok, jumbo_ok, neigh_mac}). Raises ProbeError when either is not
+    of that shape.
     """
+    check_inputs(plan, probes)
     macs = {}
     ports = {}
     for node, data in plan["nodes"].items():
         for iface in data["interfaces"]:
             ports[(node, iface["netdev"])] = iface["port"]
     for node, probe in probes.items():
-        for netdev, info in (probe.get("interfaces") or {}).items():
+        for netdev, info in ((probe or {}).get("interfaces") or {}).items():
             if info.get("mac"):
                 macs[info["mac"].lower()] = (node, netdev)
     mtu = plan["mtu"]
@@ -62,7 +135,7 @@ def analyse(plan, probes):
         probe = probes.get(node) or {}
         info = (probe.get("interfaces") or {}).get(netdev)
         peer_info = ((probes.get(peer) or {}).get("interfaces") or {}).get(peer_netdev) or {}
-        result = next((r for r in probe.get("links", []) if r["netdev"] == netdev and
+        result = next((r for r in probe.get("links") or [] if r["netdev"] == netdev and
                        r["peer_ip"] == link["peer_ip"]), None)
         here = _label(node, netdev, link["port"])
         there = _label(peer, peer_netdev, link["peer_port"])
@@ -75,7 +148,7 @@ def analyse(plan, probes):
         elif peer_info and not peer_info.get("carrier"):
             kind, message = "link_down", "%s has no carrier, so %s cannot reach it (cable %s)" % (
                 there, here, link["cable"])
-        elif link["ip"] not in [a.split("/")[0] for a in info.get("addresses", [])]:
+        elif link["ip"] not in [a.split("/")[0] for a in info.get("addresses") or []]:
             kind, message = "address", "%s lacks its planned address %s" % (here, link["ip"])
         elif result is None:
             kind, message = "unreachable", "%s was not probed" % here

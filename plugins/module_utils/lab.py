@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from netaddr import AddrFormatError, IPNetwork
 
+from .plan.errors import InputError
 from .topology import PORTS, TopologyError, cables_for
 
 FAULT_KINDS = ("swap", "mtu", "down")
@@ -28,10 +29,8 @@ MGMT_NETDEV = "enP7s7"
 BRIDGE_MTU = 9216
 
 
-class LabError(ValueError):
-    def __init__(self, variable, value, problem, fix):
-        self.variable = variable
-        super().__init__("%s=%r: %s. Fix: %s" % (variable, value, problem, fix))
+class LabError(InputError):
+    """Bad lab input: names the variable, the value and the fix."""
 
 
 def names(prefix, nodes):

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import re
 
+from .plan.errors import InputError
+
 SPEED_200G = "200G-baseCR4"
 MIN_L2MTU = 9014        # a 9000-byte IP packet plus the 14-byte Ethernet header
 HOST_MTU = 9000         # the Sparks' fabric MTU (fabric_mtu)
@@ -56,14 +58,8 @@ MODELS = {
 }
 
 
-class MikrotikSwitchError(ValueError):
+class MikrotikSwitchError(InputError):
     """Bad switch input: names the role variable, the value and the fix."""
-
-    def __init__(self, variable, value, problem, fix):
-        self.variable = variable
-        self.value = value
-        self.fix = fix
-        super().__init__("%s=%r: %s. Fix: %s" % (variable, value, problem, fix))
 
 
 def lanes(cage):
@@ -98,6 +94,9 @@ def _int(variable, value, minimum, problem, fix):
     return value
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_port(model, index, port):
     where = "mikrotik_switch_ports[%d]" % index
     if not isinstance(port, dict) or not port.get("interface") or not port.get("node"):
@@ -106,6 +105,9 @@ def _check_port(model, index, port):
             "write {interface: qsfp56-dd-1-1, node: spark1, comment: optional}")
     iface = port["interface"]
     variable = where + ".interface"
+    if not isinstance(iface, str):
+        raise MikrotikSwitchError(variable, iface, "must be an interface name",
+                                  "use one of the 200G legs %s" % ", ".join(spark_ports(model)))
     if iface in MANAGEMENT:
         raise MikrotikSwitchError(
             variable, iface, "is a management port; the role never touches it",
@@ -123,13 +125,23 @@ def _check_port(model, index, port):
         raise MikrotikSwitchError(
             variable, iface, "is not a 2x200G breakout leg of a QSFP-DD cage (the only Spark "
             "ports with published settings)", "use one of %s" % ", ".join(spark_ports(model)))
+    for key in ("node", "comment"):
+        value = port.get(key)
+        if value is None and key == "comment":
+            continue
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or \
+                _CONTROL.search(str(value)):
+            raise MikrotikSwitchError(
+                "%s.%s" % (where, key), value, "must be one line of text (a newline or other "
+                "control character would be written raw into the RouterOS script)",
+                "write the %s on one line, e.g. spark1" % key)
     comment = port.get("comment") or port["node"]
     return {"interface": iface, "node": str(port["node"]), "comment": str(comment)}
 
 
 def validate(model, ports, bridge="bridge-fabric", l2mtu=9216, mtu=9216, flow_control=True):
     """Check a switch spec; return it normalised (ports sorted by interface)."""
-    if model not in MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         raise MikrotikSwitchError("mikrotik_switch_model", model, "is not a supported model",
                                   "use one of %s" % ", ".join(sorted(MODELS)))
     if not isinstance(bridge, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", bridge):

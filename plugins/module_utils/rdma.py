@@ -52,11 +52,11 @@ def read_sysfs(root="/sys"):
         netdevs = sorted(os.listdir(netdir)) if os.path.isdir(netdir) else []
         ports = {}
         portdir = os.path.join(base, dev, "ports")
-        for port in sorted(os.listdir(portdir)) if os.path.isdir(portdir) else []:
+        for port in _numbered(portdir):
             pdir = os.path.join(portdir, port)
             gids = []
             gdir = os.path.join(pdir, "gids")
-            for index in sorted(os.listdir(gdir), key=int) if os.path.isdir(gdir) else []:
+            for index in _numbered(gdir):
                 gid = _read(os.path.join(gdir, index))
                 if not gid or gid.replace(":", "").strip("0") == "":
                     continue
@@ -73,6 +73,18 @@ def read_sysfs(root="/sys"):
             }
         devices[dev] = {"netdevs": netdevs, "ports": ports}
     return devices
+
+
+def _numbered(directory):
+    """The entries of a sysfs directory that are numbers (ports, GID indexes), in order;
+    anything else in it is not a port or a GID and is skipped."""
+    if not os.path.isdir(directory):
+        return []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted((name for name in names if name.isdigit() and name.isascii()), key=int)
 
 
 def _state(text):
@@ -103,7 +115,9 @@ def parse_ibv_devinfo(text):
         if match and dev and port is not None:
             key, value = match.groups()
             if key in ("active_mtu", "max_mtu"):
-                value = int(value.split()[0])
+                # "4096 (5)"; anything else is kept as text for mtu_problems to report
+                word = value.split()[0]
+                value = int(word) if word.isdigit() and word.isascii() else value
             elif key == "state":
                 value = _state(value)
             devices[dev][port][key] = value
@@ -151,6 +165,7 @@ def select_gids(devices, interfaces):
     for dev, info in devices.items():
         for netdev in info["netdevs"]:
             by_netdev[netdev] = dev
+    check_interfaces(interfaces)
     selection, problems = {}, []
     for iface in interfaces:
         netdev, ip = iface["netdev"], iface["ip"]
@@ -171,6 +186,41 @@ def select_gids(devices, interfaces):
                 problems.append("%s (%s) has no RoCE v2 GID carrying %s" % (dev, netdev, ip))
             break
     return selection, problems
+
+
+def mtu_problems(devices, selection, required=REQUIRED_ACTIVE_MTU):
+    """Sets each selected interface's ``active_mtu`` (from ``devices``) and lists what falls
+    short of ``required``: a smaller MTU, or one ibv_devinfo printed as something else. None
+    (ibv_devinfo not installed) is not judged."""
+    problems = []
+    for netdev, entry in sorted(selection.items()):
+        port = devices.get(entry["rdma"], {}).get("ports", {}).get(entry["port"], {})
+        mtu = port.get("active_mtu")
+        entry["active_mtu"] = mtu
+        if mtu is None:
+            continue
+        if isinstance(mtu, bool) or not isinstance(mtu, int):
+            problems.append("%s (%s) active_mtu reads %r, not a number: check the port with "
+                            "ibv_devinfo -d %s" % (entry["rdma"], netdev, mtu, entry["rdma"]))
+        elif mtu < required:
+            problems.append("%s (%s) active_mtu is %d, not %d: set MTU 9000 on %s and l2mtu "
+                            "9216 on the switch" % (entry["rdma"], netdev, mtu, required, netdev))
+    return problems
+
+
+def check_interfaces(interfaces):
+    """The interfaces argument of rdma_facts: a list of {netdev, ip} (names where it is not)."""
+    if not isinstance(interfaces, (list, tuple)):
+        raise ValueError("interfaces=%r: must be a list of {netdev, ip}. Fix: give e.g. "
+                         "[{netdev: enp1s0f1np1, ip: 192.168.100.10}]" % (interfaces,))
+    for i, iface in enumerate(interfaces):
+        for key in ("netdev", "ip"):
+            if not isinstance(iface, dict) or not isinstance(iface.get(key), str) or \
+                    not iface.get(key):
+                raise ValueError("interfaces[%d].%s=%r: must be a non-empty string. Fix: give "
+                                 "each interface as {netdev: NAME, ip: ADDRESS}"
+                                 % (i, key, iface.get(key) if isinstance(iface, dict)
+                                    else iface))
 
 
 def gid_env(selection):

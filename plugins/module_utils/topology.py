@@ -36,7 +36,12 @@ takes these routes: NCCL uses the RoCE devices of ``NCCL_IB_HCA`` directly.
 """
 from __future__ import annotations
 
+import socket
+
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPSet
+
+from .plan.errors import InputError
+from .plan.request import MAX_NODES  # the same bound as vllm_plan's nodes
 
 PORTS = {
     "P0": ({"netdev": "enp1s0f0np0", "rdma": "rocep1s0f0"},
@@ -70,14 +75,8 @@ NOTES = [
 ]
 
 
-class TopologyError(ValueError):
+class TopologyError(InputError):
     """Bad fabric input: names the variable, the value and the fix."""
-
-    def __init__(self, variable, value, problem, fix):
-        self.variable = variable
-        self.value = value
-        self.fix = fix
-        super().__init__("%s=%r: %s. Fix: %s" % (variable, value, problem, fix))
 
 
 def _net(variable, value):
@@ -102,22 +101,47 @@ def cables_for(topology, nodes, switch_port="P1"):
     return [(node, switch_port, None, None) for node in nodes]
 
 
+MESHES = ("mesh", "full_mesh", "mesh3", "mesh4")
+
+
+def _mesh(nodes):
+    """(problem, fix) for a full mesh of these nodes (a Spark has 2 QSFP ports)."""
+    n = len(nodes)
+    if n == 3:
+        return ("a full mesh of 3 Sparks is called ring3 here: in a triangle every pair of "
+                "Sparks is cabled, with the 2 QSFP ports each Spark has",
+                "use fabric_topology: ring3")
+    if n == 2:
+        return ("a full mesh of 2 Sparks is one direct cable, which this planner does not plan",
+                "use fabric_topology: switch (or add a third Spark and use ring3)")
+    return ("a full mesh of %d Sparks needs %d QSFP ports per node, a Spark has 2" % (n, n - 1),
+            "use ring4 for 4 nodes, or switch" if n == 4 else "use fabric_topology: switch")
+
+
 def _validate_nodes(nodes, topology):
     if not isinstance(nodes, (list, tuple)) or not nodes:
         raise TopologyError("fabric_nodes", nodes, "must be a non-empty list of node names",
                             "list the Sparks in cabling order, e.g. [spark1, spark2, spark3]")
+    if len(nodes) > MAX_NODES:
+        raise TopologyError("fabric_nodes", "%d nodes" % len(nodes),
+                            "lists more Sparks than the planner's bound (%d)" % MAX_NODES,
+                            "plan a fabric of at most %d Sparks" % MAX_NODES)
     seen = set()
-    for node in nodes:
+    for index, node in enumerate(nodes):
+        if not isinstance(node, str) or not node.strip() or node != node.strip():
+            raise TopologyError("fabric_nodes", list(nodes), "entry %d (%r) is not a node name"
+                                % (index, node), "list the Sparks' inventory hostnames, "
+                                "e.g. [spark1, spark2, spark3]")
         if node in seen:
             raise TopologyError("fabric_nodes", list(nodes), "lists %s twice" % node,
                                 "list each Spark once, in cabling order")
         seen.add(node)
-    if topology in ("mesh", "full_mesh", "mesh4") or (topology == "mesh" and len(nodes) == 4):
-        raise TopologyError(
-            "fabric_topology", topology,
-            "a full mesh of %d Sparks needs %d QSFP ports per node, a Spark has 2"
-            % (len(nodes), len(nodes) - 1),
-            "use ring3 for 3 nodes, ring4 for 4 nodes, or switch")
+    if not isinstance(topology, str):
+        raise TopologyError("fabric_topology", topology, "is not a known topology",
+                            "use one of %s" % ", ".join(TOPOLOGIES))
+    if topology in MESHES:
+        problem, fix = _mesh(nodes)
+        raise TopologyError("fabric_topology", topology, problem, fix)
     if topology not in TOPOLOGIES:
         raise TopologyError("fabric_topology", topology, "is not a known topology",
                             "use one of %s" % ", ".join(TOPOLOGIES))
@@ -153,10 +177,16 @@ def _subnets(topology, cables, pool, prefixlen, explicit):
                         "give every twin of every cable its own subnet")
         return nets
     net = _net("fabric_subnet_pool", pool)
-    if not isinstance(prefixlen, int) or prefixlen < net.prefixlen or prefixlen > 30:
-        raise TopologyError("fabric_prefixlen", prefixlen,
-                            "must lie between the pool's /%d and /30" % net.prefixlen,
+    if not isinstance(prefixlen, int) or isinstance(prefixlen, bool) or \
+            not 8 <= prefixlen <= 30:
+        raise TopologyError("fabric_prefixlen", prefixlen, "must be an integer from 8 to 30",
                             "use 24 (one /24 per twin per cable)")
+    if net.prefixlen > prefixlen:
+        raise TopologyError(
+            "fabric_subnet_pool", str(net), "is a /%d, smaller than one /%d fabric subnet (the "
+            "fabric needs %d of them)" % (net.prefixlen, prefixlen, want),
+            "use a pool that holds %d /%d subnets (e.g. 10.20.0.0/16), or a longer "
+            "fabric_prefixlen" % (want, prefixlen))
     available = 2 ** (prefixlen - net.prefixlen)
     if available < want:
         raise TopologyError(
@@ -171,10 +201,24 @@ def _subnets(topology, cables, pool, prefixlen, explicit):
     return subnets
 
 
-def _address(subnet, host, variable):
-    if host >= subnet.size - 1:
-        raise TopologyError(variable, str(subnet), "has no room for host number %d" % host,
-                            "use a larger subnet (e.g. /24) or a smaller fabric_host_base")
+def _check_room(nets, nodes, host_base, explicit):
+    """Every subnet holds the host numbers host_base .. host_base + nodes - 1."""
+    last = host_base + len(nodes) - 1
+    for net in nets:
+        if last >= net.size - 1:
+            variable = "fabric_subnets" if explicit else "fabric_prefixlen"
+            value = str(net.cidr) if explicit else net.prefixlen
+            raise TopologyError(
+                variable, value, "%s holds host numbers 1 to %d, but %s needs %d "
+                "(fabric_host_base %d + node index %d)" % (net.cidr, max(net.size - 2, 0),
+                                                          nodes[-1], last, host_base,
+                                                          len(nodes) - 1),
+                "use /24 subnets (fabric_prefixlen: 24)" + (
+                    ", or a fabric_host_base of at most %d" % (net.size - 1 - len(nodes))
+                    if net.size - 1 - len(nodes) >= 1 else ""))
+
+
+def _address(subnet, host):
     return IPAddress(int(subnet.network) + host)
 
 
@@ -183,17 +227,36 @@ def plan(nodes, topology, subnet_pool="10.20.0.0/16", prefixlen=24, subnets=None
     """Plan the fabric. ``management`` maps node -> management address (ansible_host);
     ``gid_index`` maps node -> RoCE GID index found by RDMA discovery (optional)."""
     _validate_nodes(nodes, topology)
-    if switch_port not in PORTS:
+    if not isinstance(switch_port, str) or switch_port not in PORTS:
         raise TopologyError("fabric_switch_port", switch_port, "is not a Spark port",
                             "use P0 (next to the RJ45) or P1 (outermost)")
     if not isinstance(mtu, int) or isinstance(mtu, bool) or not 1280 <= mtu <= 9216:
         raise TopologyError("fabric_mtu", mtu, "must be an integer between 1280 and 9216",
                             "use 9000 (RoCE active_mtu 4096 needs jumbo frames)")
-    if not isinstance(host_base, int) or host_base < 1:
-        raise TopologyError("fabric_host_base", host_base, "must be a positive integer",
+    if not isinstance(host_base, int) or isinstance(host_base, bool) or \
+            not 1 <= host_base <= 65000:
+        raise TopologyError("fabric_host_base", host_base,
+                            "must be an integer from 1 to 65000",
                             "use 11 (spark1 .11, spark2 .12, ...)")
+    management = _mapping("management", management)
+    gid_index = _mapping("gid_index", gid_index)
+    for variable, mapping in (("management", management), ("gid_index", gid_index)):
+        for node in mapping:
+            if node not in nodes:
+                raise TopologyError("%s.%s" % (variable, node), mapping[node],
+                                    "names a node that is not in fabric_nodes",
+                                    "give %s only for the planned nodes (%s)"
+                                    % (variable, ", ".join(str(n) for n in nodes)))
+    for node, index in gid_index.items():
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or
+                                  not 0 <= index <= 65535):
+            raise TopologyError("gid_index.%s" % node, index,
+                                "is not a GID table index",
+                                "use the index RDMA discovery found (dgxspark.cluster."
+                                "rdma_facts), e.g. 3")
     cables = cables_for(topology, list(nodes), switch_port)
     nets = _subnets(topology, cables, subnet_pool, prefixlen, subnets)
+    _check_room(nets, list(nodes), host_base, bool(subnets))
     index = dict((node, i) for i, node in enumerate(nodes))
     ring = topology in RING_SIZES
 
@@ -209,7 +272,7 @@ def plan(nodes, topology, subnet_pool="10.20.0.0/16", prefixlen=24, subnets=None
             ends = [(a, pa)] + ([(b, pb)] if b else [])
             link = {"twin": twin, "subnet": str(subnet.cidr), "ends": []}
             for node, port in ends:
-                ip = _address(subnet, host_base + index[node], "fabric_subnets")
+                ip = _address(subnet, host_base + index[node])
                 iface = {"netdev": PORTS[port][twin]["netdev"],
                          "rdma": PORTS[port][twin]["rdma"], "port": port, "twin": twin,
                          "ip": str(ip), "address": "%s/%d" % (ip, subnet.prefixlen),
@@ -234,9 +297,9 @@ def plan(nodes, topology, subnet_pool="10.20.0.0/16", prefixlen=24, subnets=None
         data["interfaces"].sort(key=lambda i: FABRIC_NETDEVS.index(i["netdev"]))
 
     _control_plane(topology, list(nodes), out_nodes)
-    _check_management(management or {}, out_nodes, nets)
+    _check_management(management, out_nodes, nets)
     for node, data in out_nodes.items():
-        data["env"] = _env(topology, data, (gid_index or {}).get(node))
+        data["env"] = _env(topology, data, gid_index.get(node))
     links = []
     for node, data in out_nodes.items():
         for iface in data["interfaces"]:
@@ -295,16 +358,48 @@ def _control_plane(topology, nodes, out):
         out[node]["forwarding"].sort(key=FABRIC_NETDEVS.index)
 
 
+def _mapping(variable, value):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TopologyError(variable, value, "must be a dict of node name to value",
+                            "give e.g. {spark1: ...}")
+    return value
+
+
+def management_ips(address):
+    """The IPv4 addresses a management address (ansible_host) can mean: as written, in CIDR
+    notation (10.20.2.12/24), with leading zeros read as decimal (10.20.002.012) and as
+    ssh and glibc's inet_aton read them (octal: 10.20.2.10; also 0x0a.20.2.12 or 169083404).
+    A DNS name gives none (the fabric role checks the live interface instead)."""
+    host = str(address).strip().split("/", 1)[0]
+    ips = set()
+    try:
+        ips.add(IPAddress(host))
+    except (AddrFormatError, ValueError, TypeError):
+        pass
+    parts = host.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 4 for p in parts):
+        try:
+            ips.add(IPAddress(".".join(str(int(p)) for p in parts)))
+        except (AddrFormatError, ValueError):
+            pass
+    try:
+        ips.add(IPAddress(socket.inet_ntoa(socket.inet_aton(host))))
+    except (OSError, ValueError):
+        pass
+    return sorted(ips)
+
+
 def _check_management(management, out, nets):
     fabric = IPSet(nets)
     for node, address in management.items():
         if not address:
             continue
-        try:
-            ip = IPAddress(str(address))
-        except (AddrFormatError, ValueError):
-            continue  # a DNS name: the fabric role checks the live interface instead
-        if ip in fabric:
+        inside = [ip for ip in management_ips(address) if ip in fabric]
+        if inside:
+            address = "%s (%s)" % (address, inside[0]) if str(inside[0]) != str(address) \
+                else address
             raise TopologyError(
                 "fabric_subnet_pool", [str(n.cidr) for n in nets],
                 "node %s is managed at %s, inside the fabric subnets: configuring the fabric "

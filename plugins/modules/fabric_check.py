@@ -77,7 +77,7 @@ report:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.fabric_check import (
-    analyse, summary)
+    ProbeError, analyse, summary)
 
 
 def main():
@@ -89,7 +89,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    result = analyse(module.params["plan"], module.params["probes"])
+    try:
+        result = analyse(module.params["plan"], module.params["probes"])
+    except ProbeError as exc:
+        module.fail_json(msg=str(exc), variable=exc.variable, fix=exc.fix)
     result["report"] = summary(result)
     if result["problems"] and module.params["fail_on_problems"]:
         module.fail_json(msg="fabric verification failed:\n" + "\n".join(result["report"][1:]),

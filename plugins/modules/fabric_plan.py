@@ -15,8 +15,9 @@ description:
     the control-plane identity address and its routes, and the per-node NCCL / Gloo / vLLM
     environment (C(NCCL_IB_HCA), C(NCCL_SOCKET_IFNAME), C(GLOO_SOCKET_IFNAME), C(VLLM_HOST_IP),
     C(NCCL_IB_DISABLE), ring and switch settings, C(NCCL_IB_GID_INDEX) where known).
-  - Refuses wrong inventories before any host is touched (duplicate nodes, a topology the node
-    count cannot have, a 4-node full mesh, overlapping or too small subnets, a management
+  - Refuses wrong inventories before any host is touched (an empty or duplicate node name, a
+    topology the node count cannot have, a full mesh (ring3 for 3 nodes; 4 need more ports than
+    a Spark has), overlapping subnets, a pool or prefix too small for the nodes, a management
     address inside the fabric), with a message that names the variable and the fix.
   - Runs on the controller; changes nothing.
 author:
@@ -34,7 +35,7 @@ attributes:
     platforms: posix
 options:
   nodes:
-    description: Node names (inventory hostnames) in cabling order.
+    description: Node names (inventory hostnames) in cabling order; at most 64.
     type: list
     elements: str
     required: true
@@ -67,11 +68,17 @@ options:
     type: int
     default: 11
   management:
-    description: Node to management address (C(ansible_host)); none may lie in a fabric subnet.
+    description:
+      - Node to management address (C(ansible_host)); none may lie in a fabric subnet.
+      - An address is read in every spelling a tool may read it (C(10.20.2.12/24), leading
+        zeros as decimal and as the octal ssh and glibc read, C(inet_aton) forms); a DNS name is
+        checked on the live interface by the fabric role instead.
     type: dict
     default: {}
   gid_index:
-    description: Node to RoCE GID index found by RDMA discovery (sets C(NCCL_IB_GID_INDEX)).
+    description:
+      - Node to RoCE GID index found by RDMA discovery (sets C(NCCL_IB_GID_INDEX)); an integer
+        from 0 to 65535.
     type: dict
     default: {}
 """

@@ -81,7 +81,7 @@ env:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.rdma import (
-    gid_env, parse_ibv_devinfo, read_sysfs, select_gids)
+    gid_env, mtu_problems, parse_ibv_devinfo, read_sysfs, select_gids)
 
 
 def main():
@@ -105,14 +105,11 @@ def main():
                 for port, info in ports.items():
                     if dev in devices and port in devices[dev]["ports"]:
                         devices[dev]["ports"][port]["active_mtu"] = info.get("active_mtu")
-    selection, problems = select_gids(devices, module.params["interfaces"])
-    want = module.params["required_active_mtu"]
-    for netdev, entry in sorted(selection.items()):
-        mtu = devices[entry["rdma"]]["ports"][entry["port"]].get("active_mtu")
-        entry["active_mtu"] = mtu
-        if mtu is not None and mtu < want:
-            problems.append("%s (%s) active_mtu is %d, not %d: set MTU 9000 on %s and l2mtu "
-                            "9216 on the switch" % (entry["rdma"], netdev, mtu, want, netdev))
+    try:
+        selection, problems = select_gids(devices, module.params["interfaces"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    problems += mtu_problems(devices, selection, module.params["required_active_mtu"])
     module.exit_json(changed=False, present=True, devices=devices, selection=selection,
                      problems=problems, env=gid_env(selection))
 

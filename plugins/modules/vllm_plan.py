@@ -27,7 +27,8 @@ description:
     covers only the generic rules.
   - Fails when the plan is not satisfiable and lists every violation with its fix. Never changes
     anything; check mode behaves the same.
-  - Option names are vLLM's own engine-argument names.
+  - Option names are vLLM's own engine-argument names. Every input error names the option (or
+    the config.json field), the value and the fix, and every option has bounds.
 author:
   - dgxspark.cluster contributors
 extends_documentation_fragment:
@@ -47,49 +48,68 @@ options:
     description:
       - Path of the model's C(config.json), or of the model directory that holds it.
       - Read on the host the task runs on (the controller, or the head node with C(delegate_to)).
+      - "Refused: a directory, FIFO, device or symbolic-link loop in its place, a file larger
+        than 16 MiB, JSON nested too deeply, and fields of the wrong type or out of range
+        (for example C(num_hidden_layers) above 10000), each with its own message."
+      - Plan only, not passed to C(vllm serve) (the role mounts the model).
     type: path
     required: true
   tensor_parallel_size:
-    description: vLLM C(--tensor-parallel-size); one rank per GPU (one GPU per Spark).
+    description:
+      - vLLM C(--tensor-parallel-size); one rank per GPU (one GPU per Spark).
+      - An integer between 1 and 512.
     type: int
     default: 1
   pipeline_parallel_size:
-    description: vLLM C(--pipeline-parallel-size).
+    description:
+      - vLLM C(--pipeline-parallel-size). An integer between 1 and 512.
     type: int
     default: 1
   decode_context_parallel_size:
-    description: vLLM C(--decode-context-parallel-size) (DCP); must divide O(tensor_parallel_size).
+    description:
+      - vLLM C(--decode-context-parallel-size) (DCP); must divide O(tensor_parallel_size).
+      - An integer between 1 and 512.
     type: int
     default: 1
   cp_kv_cache_interleave_size:
-    description: vLLM C(--cp-kv-cache-interleave-size); keep 1 with MTP.
+    description:
+      - vLLM C(--cp-kv-cache-interleave-size); keep 1 with MTP. An integer between 1 and 4096.
     type: int
     default: 1
   speculative_config:
     description:
       - "vLLM C(--speculative-config) as a dict, for example C({method: mtp, num_speculative_tokens: 1})."
-      - C(num_speculative_tokens) is required with C(method=mtp) (vLLM 0.33 requires it).
+      - C(num_speculative_tokens) is required (vLLM 0.33 requires it), between 1 and 128.
       - C(draft_tensor_parallel_size) must be 1 or O(tensor_parallel_size).
+      - A key the planner does not know fails, naming the closest known key.
     type: dict
   max_cudagraph_capture_size:
     description:
       - vLLM C(--max-cudagraph-capture-size). vLLM snaps an explicit cap down to its
         1, 2, 4, 8, 16, ... ladder; unset means vLLM's default.
+      - An integer between 1 and 65536.
     type: int
   cudagraph_capture_sizes:
-    description: vLLM C(--cudagraph-capture-sizes), an explicit list of batch sizes to capture.
+    description:
+      - vLLM C(--cudagraph-capture-sizes), an explicit list of batch sizes to capture.
+      - At most 4096 sizes, each between 1 and 65536.
     type: list
     elements: int
   max_num_seqs:
-    description: "vLLM C(--max-num-seqs). Default: vLLM's C(vllm serve) default on a GB10 (256)."
+    description:
+      - "vLLM C(--max-num-seqs). Default: vLLM's C(vllm serve) default on a GB10 (256)."
+      - An integer between 1 and 65536.
     type: int
   max_num_batched_tokens:
     description:
       - vLLM C(--max-num-batched-tokens). Default is vLLM's C(vllm serve) default on a GB10
         (2048, at most O(max_num_seqs) x O(max_model_len)).
+      - An integer between 1 and 67108864.
     type: int
   max_model_len:
-    description: vLLM C(--max-model-len). Default is the model's C(max_position_embeddings).
+    description:
+      - vLLM C(--max-model-len). Default is the model's C(max_position_embeddings).
+      - An integer between 1 and 67108864.
     type: int
   kv_cache_dtype:
     description:
@@ -101,19 +121,25 @@ options:
     description:
       - vLLM C(--kv-cache-memory-bytes), the KV-cache budget per GPU. Needed for KV capacity and
         for the one-request-fits check; without it those are skipped with a warning.
+      - An integer between 1 and 17592186044416 (16 TiB).
     type: int
   block_size:
-    description: vLLM C(--block-size). Unset means the backend's choice (64 for sparse MLA, else 16).
+    description:
+      - vLLM C(--block-size). Unset means the backend's choice (64 for sparse MLA, else 16).
+      - An integer between 1 and 4096.
     type: int
   virtual_heads:
     description:
       - Allow virtual-head padding when TP does not divide the heads, vocabulary or MoE width
         (for example 64 q / 4 kv heads at TP 3 become 96 / 6). The padded plan needs the image
         patches it names (C(virtual-heads), C(moe-zero-fill), C(sink-padding)).
+      - Plan only, not passed to C(vllm serve) (the image's patches do the padding).
     type: bool
     default: false
   vllm_patches:
-    description: Patch ids the vLLM image carries (its C(dgxspark.patches) label).
+    description:
+      - Patch ids the vLLM image carries (its C(dgxspark.patches) label); at most 256.
+      - Plan only, not passed to C(vllm serve).
     type: list
     elements: str
     default: []
@@ -121,9 +147,13 @@ options:
     description:
       - Number of Sparks in the cluster. O(tensor_parallel_size) x O(pipeline_parallel_size)
         must fit O(nodes) x O(gpus_per_node). Unset means "as many as the plan needs".
+      - An integer between 1 and 64.
+      - Plan only, not passed to C(vllm serve).
     type: int
   gpus_per_node:
-    description: GPUs per node; a DGX Spark has 1.
+    description:
+      - GPUs per node; a DGX Spark has 1. An integer between 1 and 8.
+      - Plan only, not passed to C(vllm serve).
     type: int
     default: 1
   vllm_build:
@@ -134,6 +164,7 @@ options:
         capabilities with at least C(model_runner) (C(v1) or C(v2)), C(draft_inherits_dcp) and
         C(pp_with_mtp); other capabilities default from C(base) (a profile name, default
         C(vllm-0.33)).
+      - Plan only, not passed to C(vllm serve).
     type: raw
   enforce_eager:
     description: vLLM C(--enforce-eager) (no CUDA graphs).
@@ -146,11 +177,19 @@ options:
   sequence_parallelism:
     description:
       - The compile-pass sequence parallelism of older builds
-        (C(compilation_config.pass_config.enable_sequence_parallelism)); vLLM 0.33 has none.
+        (C(compilation_config.pass_config.enable_sequence_parallelism)), which filters the
+        CUDA-graph capture sizes by TP; vLLM 0.33 has none, so the plan fails there.
+      - Plan only, not passed to C(vllm serve) (vLLM 0.33 has no such flag). On a build that
+        has the pass, the serve arguments' C(compilation_config) turns it on, and the engine
+        arguments (filter C(dgxspark.cluster.vllm_engine_args)) must agree with this option.
     type: bool
     default: false
   allow_long_max_model_len:
-    description: The plan runs with C(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1).
+    description:
+      - Allow O(max_model_len) above the model's C(max_position_embeddings), as vLLM does with
+        the environment variable C(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1).
+      - Not a C(vllm serve) argument; the environment the plan implies (filter
+        C(dgxspark.cluster.vllm_plan_env)) sets C(VLLM_ALLOW_LONG_MAX_MODEL_LEN=1).
     type: bool
     default: false
   async_scheduling:
@@ -177,7 +216,7 @@ options:
     description:
       - The plan as one dict with the option names above (what a recipe's C(recipe_plan) holds);
         its keys take precedence over the same options given one by one. A key that is not a
-        plan option fails, naming the key.
+        plan option fails, naming the key and the closest plan option.
     type: dict
   suggest:
     description:
@@ -359,65 +398,27 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.engine import evaluate, suggest
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import (
-    ModelConfigError, PlanInputError)
+    ModelConfigError, PlanInputError, returned)
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.report import (
     render, render_suggestions)
-
-PLAN_OPTIONS = (
-    "model_config", "tensor_parallel_size", "pipeline_parallel_size",
-    "decode_context_parallel_size", "cp_kv_cache_interleave_size", "speculative_config",
-    "max_cudagraph_capture_size", "cudagraph_capture_sizes", "max_num_seqs",
-    "max_num_batched_tokens", "max_model_len", "kv_cache_dtype", "kv_cache_memory_bytes",
-    "block_size", "virtual_heads", "vllm_patches", "nodes", "gpus_per_node", "vllm_build",
-    "enforce_eager", "enable_chunked_prefill", "sequence_parallelism",
-    "allow_long_max_model_len", "async_scheduling", "dtype", "distributed_executor_backend",
-)
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.request import (
+    OPTIONS, argument_spec)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            model_config=dict(type="path", required=True),
-            tensor_parallel_size=dict(type="int", default=1),
-            pipeline_parallel_size=dict(type="int", default=1),
-            decode_context_parallel_size=dict(type="int", default=1),
-            cp_kv_cache_interleave_size=dict(type="int", default=1),
-            speculative_config=dict(type="dict"),
-            max_cudagraph_capture_size=dict(type="int"),
-            cudagraph_capture_sizes=dict(type="list", elements="int"),
-            max_num_seqs=dict(type="int"),
-            max_num_batched_tokens=dict(type="int"),
-            max_model_len=dict(type="int"),
-            kv_cache_dtype=dict(type="str", default="auto"),
-            kv_cache_memory_bytes=dict(type="int"),
-            block_size=dict(type="int"),
-            virtual_heads=dict(type="bool", default=False),
-            vllm_patches=dict(type="list", elements="str", default=[]),
-            nodes=dict(type="int"),
-            gpus_per_node=dict(type="int", default=1),
-            vllm_build=dict(type="raw"),
-            enforce_eager=dict(type="bool", default=False),
-            enable_chunked_prefill=dict(type="bool", default=True),
-            sequence_parallelism=dict(type="bool", default=False),
-            allow_long_max_model_len=dict(type="bool", default=False),
-            async_scheduling=dict(type="bool"),
-            dtype=dict(type="str", default="auto",
-                       choices=["auto", "half", "float16", "bfloat16", "float", "float32"]),
-            distributed_executor_backend=dict(type="str",
-                                              choices=["mp", "ray", "uni", "external_launcher"]),
-            plan=dict(type="dict"),
-            suggest=dict(type="bool", default=False),
-            fail_on_violations=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
-    options = dict((name, module.params[name]) for name in PLAN_OPTIONS)
+    # The plan options' spec comes from the one list of plan options (plan/request.py).
+    spec = argument_spec()
+    spec.update(plan=dict(type="dict"), suggest=dict(type="bool", default=False),
+                fail_on_violations=dict(type="bool", default=True))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    options = dict((name, module.params[name]) for name in OPTIONS)
     options.update(module.params["plan"] or {})
     try:
         result = evaluate(options)
         rows = suggest(options) if module.params["suggest"] else None
     except PlanInputError as exc:
-        module.fail_json(msg=str(exc), option=exc.option, value=exc.value, fix=exc.fix)
+        module.fail_json(msg=str(exc), option=returned(exc.option), value=returned(exc.value),
+                         fix=exc.fix)
     except ModelConfigError as exc:
         module.fail_json(msg=str(exc), option="model_config", config_path=exc.path,
                          field=exc.field, fix=exc.fix)

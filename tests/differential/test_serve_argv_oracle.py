@@ -48,7 +48,9 @@ def recipe_argvs():
         argv = cluster.serve_argv("/models/m", args, "m", "10.0.0.1", 8000)
         out.append((recipe, args, argv[2:]))  # the parser takes what follows `vllm serve`
     extra = {"enforce_eager": False, "async_scheduling": False, "disable_log_stats": False,
-             "cudagraph_capture_sizes": [1, 2, 4, 8], "enable_expert_parallel": True}
+             "cudagraph_capture_sizes": [1, 2, 4, 8], "enable_expert_parallel": True,
+             # a one-value argument given a list: rendered as JSON, which vLLM parses
+             "allowed_origins": ["*"]}
     out.append(("types", extra, cluster.serve_argv("/models/m", extra)[2:]))
     return out
 

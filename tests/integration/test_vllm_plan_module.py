@@ -90,6 +90,25 @@ def test_adhoc_missing_config_field_names_the_field(tmp_path):
     assert "kv_lora_rank" in result["msg"]
 
 
+def test_adhoc_plan_typo_names_the_closest_option():
+    rc, result = adhoc({"model_config": GLM, "plan": {"tensor_paralel_size": 3}})
+    assert rc != 0 and result["option"] == "tensor_paralel_size"
+    assert "did you mean tensor_parallel_size?" in result["fix"]
+
+
+def test_adhoc_huge_values_fail_with_json_safe_results():
+    rc, result = adhoc({"model_config": GLM, "plan": {"kv_cache_memory_bytes": 10 ** 400,
+                                                      "max_model_len": "--1"}})
+    assert rc != 0 and result["option"] in ("kv_cache_memory_bytes", "max_model_len")
+    assert "Traceback" not in json.dumps(result) and "Fix:" in result["msg"]
+
+
+def test_adhoc_config_that_is_a_directory_says_so(tmp_path):
+    (tmp_path / "config.json").mkdir()
+    rc, result = adhoc({"model_config": str(tmp_path)})
+    assert rc != 0 and result["field"] is None and "is a directory" in result["msg"]
+
+
 def test_preflight_report_playbook_runs(tmp_path):
     runner = ansible_runner.run(
         private_data_dir=str(tmp_path), project_dir=str(ROOT),

@@ -49,6 +49,28 @@ def test_decode_ceiling():
     assert benchmark.decode_ceiling(5.46e9) == pytest.approx(50.0)
 
 
+@pytest.mark.parametrize("model, tp, words", [
+    # issue 11: decode_bytes_per_token(0) failed with "float division by zero"
+    (GLM, 0, "tensor_parallel_size=0: must be between 1 and 512"),
+    (GLM, "four", "tensor_parallel_size='four': must be an integer"),
+    (GLM, None, "tensor_parallel_size=None: must be an integer"),
+    ("/nonexistent/model", 4, "model config /nonexistent/model: does not exist"),
+])
+def test_decode_bytes_per_token_filter_errors_name_the_option(model, tp, words):
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.dgxspark.cluster.plugins.filter.benchmark import (
+        decode_bytes_per_token)
+    with pytest.raises(AnsibleFilterError) as err:
+        decode_bytes_per_token(model, tp)
+    assert words in str(err.value) and "Fix:" in str(err.value)
+    assert str(err.value).startswith("dgxspark.cluster.decode_bytes_per_token: ")
+
+
+def test_decode_bytes_per_token_needs_hidden_size(write_config):
+    with pytest.raises(ValueError, match="hidden_size"):
+        benchmark.weight_bytes_per_token(parse_model(write_config("mla", hidden_size=None)))
+
+
 def test_weight_bytes_per_token_of_the_bundled_models():
     glm = parse_model(GLM)
     # GLM-5.2: 78 layers, hidden 6144, MLA (q_lora 2048, 64 heads x (192+64), kv_lora 512,

@@ -7,6 +7,8 @@ import shlex
 import pytest
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import request
+from ansible_collections.dgxspark.cluster.plugins.module_utils.vllm_args import SERVE_ARGS
 
 
 def test_serve_argv_spells_vllm_flags():
@@ -106,6 +108,13 @@ def unquote_systemd(line):
             while line[i] != '"':
                 if line[i] == "\\":
                     i += 1
+                    if line[i] == "x":
+                        word.append(chr(int(line[i + 1:i + 3], 16)))
+                        i += 3
+                        continue
+                    word.append({"n": "\n", "t": "\t", "r": "\r"}.get(line[i], line[i]))
+                    i += 1
+                    continue
                 word.append(line[i])
                 i += 1
             i += 1
@@ -131,16 +140,91 @@ def test_shell_line_is_posix_quoted():
     assert shlex.split(cluster.shell_line(argv)) == argv
 
 
-def test_engine_args_drop_plan_only_options_and_refuse_contradictions():
+def test_engine_args_drop_plan_only_options():
     plan = {"nodes": 4, "tensor_parallel_size": 4, "vllm_build": "vllm-0.33",
             "vllm_patches": ["draft-dcp-inherit"], "virtual_heads": False,
-            "kv_cache_dtype": "fp8", "block_size": None}
-    args = cluster.engine_args(plan, {"attention_backend": "X", "kv_cache_dtype": "fp8"})
+            "kv_cache_dtype": "fp8", "block_size": None, "allow_long_max_model_len": True,
+            "gpus_per_node": 1, "model_config": "/m", "sequence_parallelism": False}
+    args = cluster.engine_args(plan, {"attention_backend": "X"})
     assert args == {"tensor_parallel_size": 4, "kv_cache_dtype": "fp8", "attention_backend": "X"}
-    with pytest.raises(ValueError, match="contradicts the plan"):
-        cluster.engine_args(plan, {"tensor_parallel_size": 2})
-    with pytest.raises(ValueError, match="plan option"):
-        cluster.engine_args(plan, {"nodes": 3})
+
+
+@pytest.mark.parametrize("plan, serve_args, variable, fix", [
+    # a typo in the plan: it would pass preflight as TP1 and reach vllm serve
+    ({"tensor_paralel_size": 3}, {}, "plan.tensor_paralel_size",
+     "did you mean tensor_parallel_size?"),
+    # a serve argument in the plan
+    ({"attention_backend": "X"}, {}, "plan.attention_backend", "serve arguments"),
+    # plan inputs given as serve arguments reach vllm serve unchecked
+    ({}, {"block_size": 16}, "serve_args.block_size", "set it in the plan"),
+    ({"tensor_parallel_size": 4}, {"tensor_parallel_size": 4},
+     "serve_args.tensor_parallel_size", "set it in the plan"),
+    # plan-only options are plan inputs too
+    ({}, {"nodes": 3}, "serve_args.nodes", "set it in the plan"),
+    # a typo of a serve argument, and of a plan option given as a serve argument
+    ({}, {"attention_backnd": "X"}, "serve_args.attention_backnd",
+     "did you mean attention_backend?"),
+    ({}, {"tensor_paralel_size": 3}, "serve_args.tensor_paralel_size",
+     "did you mean tensor_parallel_size? It is a plan option"),
+    # what the role sets
+    ({}, {"port": 9000}, "serve_args.port", "the role sets"),
+    # not dicts
+    ("tensor_parallel_size=4", {}, "plan", "give a dict"),
+    ({}, ["trust_remote_code"], "serve_args", "give a dict"),
+])
+def test_engine_args_refuse_what_would_skip_preflight(plan, serve_args, variable, fix):
+    with pytest.raises(cluster.CommandLineError) as err:
+        cluster.engine_args(plan, serve_args)
+    assert err.value.variable == variable and fix in err.value.fix, str(err.value)
+    assert variable in str(err.value)
+
+
+def test_every_plan_option_that_is_rendered_is_a_vllm_serve_argument():
+    rendered = set(request.OPTIONS) - cluster.PLAN_ONLY
+    assert rendered <= set(SERVE_ARGS)
+    # the plan-only options: sequence_parallelism and allow_long_max_model_len have no flag
+    assert cluster.PLAN_ONLY == {"model_config", "virtual_heads", "vllm_patches", "nodes",
+                                 "gpus_per_node", "vllm_build", "sequence_parallelism",
+                                 "allow_long_max_model_len"}
+    assert not cluster.PLAN_ONLY & set(SERVE_ARGS)
+
+
+def test_store_true_only_is_derived_from_the_recorded_parser():
+    assert cluster.STORE_TRUE_ONLY == {n for n, k in SERVE_ARGS.items() if k == "store_true"}
+    assert "headless" in cluster.STORE_TRUE_ONLY and "enforce_eager" not in cluster.STORE_TRUE_ONLY
+
+
+@pytest.mark.parametrize("plan, env", [
+    ({"allow_long_max_model_len": True, "tensor_parallel_size": 4},
+     {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
+    ({"allow_long_max_model_len": "yes"}, {"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}),
+    ({"allow_long_max_model_len": False}, {}),
+    ({"tensor_parallel_size": 4}, {}),
+    (None, {}),
+])
+def test_plan_env_is_the_environment_the_plan_implies(plan, env):
+    assert cluster.plan_env(plan) == env
+
+
+def test_plan_env_refuses_what_is_not_a_plan():
+    with pytest.raises(ValueError, match="allow_long_max_model_len"):
+        cluster.plan_env({"allow_long_max_model_len": "perhaps"})
+    with pytest.raises(cluster.CommandLineError, match="did you mean allow_long_max_model_len"):
+        cluster.plan_env({"allow_long_max_modellen": True})
+
+
+def test_sequence_parallelism_is_never_a_flag_and_must_agree_with_compilation_config():
+    on = {"compilation_config": {"pass_config": {"enable_sequence_parallelism": True}}}
+    args = cluster.engine_args({"sequence_parallelism": True}, on)
+    assert "sequence_parallelism" not in args
+    assert not any("sequence-parallelism" in a for a in cluster.serve_argv("/m", args)[3:]
+                   if a.startswith("--"))
+    assert cluster.engine_args({"sequence_parallelism": False}, {}) == {}
+    # the plan assumes the pass and nothing turns it on; or the other way round
+    with pytest.raises(cluster.CommandLineError, match="does not turn on"):
+        cluster.engine_args({"sequence_parallelism": True}, {})
+    with pytest.raises(cluster.CommandLineError, match="turns on"):
+        cluster.engine_args({}, {"compilation_config": json.dumps(on["compilation_config"])})
 
 
 def test_the_ray_free_launch_renders_the_head_and_headless_workers():
@@ -175,3 +259,90 @@ def test_one_node_renders_no_launch_flags():
 def test_a_wrong_launch_is_refused(nnodes, rank, addr, port, message):
     with pytest.raises(ValueError, match=message):
         cluster.multi_node(nnodes, rank, addr, port)
+
+
+def test_systemd_exec_escapes_control_characters():
+    argv = ["echo", "two\nlines", "tab\there", "bell\x07", "cr\r"]
+    line = cluster.systemd_exec(argv)
+    assert "\n" not in line and "\x07" not in line and "\r" not in line
+    assert unquote_systemd(line) == argv
+
+
+@pytest.mark.parametrize("fn, args, variable", [
+    (cluster.systemd_exec, ("ray start --head",), "argv"),
+    (cluster.shell_line, ("vllm serve /m",), "argv"),
+    (cluster.systemd_exec, (["ray", None],), "argv[1]"),
+    (cluster.shell_line, ({"a": 1},), "argv"),
+    (cluster.docker_run, ("ray start", "n", "img", {}), "command"),
+    (cluster.docker_run, (["ray"], "n", "img", {"devices": "/dev/infiniband"}), "devices"),
+    (cluster.docker_run, (["ray"], "n", "img", {"mounts": "/a:/a"}), "mounts"),
+    (cluster.docker_run, (["ray"], "n", "img", {"env": ["A=1"]}), "env"),
+    (cluster.docker_run, (["ray"], "n", "img", {"device": ["/dev/x"]}), "settings.device"),
+    (cluster.docker_run, (["ray"], "n", "img", "gpus=false"), "settings"),
+    (cluster.docker_run, (["ray"], "", "img", {}), "name"),
+])
+def test_a_string_where_an_argv_list_is_expected_is_refused(fn, args, variable):
+    # a string was once split into one word per character
+    with pytest.raises(cluster.CommandLineError) as err:
+        fn(*args)
+    assert err.value.variable == variable, str(err.value)
+
+
+def test_docker_run_names_the_closest_setting():
+    with pytest.raises(cluster.CommandLineError, match="did you mean devices"):
+        cluster.docker_run(["ray"], "n", "img", {"device": ["/dev/x"]})
+
+
+@pytest.mark.parametrize("args, variable, problem", [
+    ({"tensor_paralel_size": 2}, "engine argument tensor_paralel_size",
+     "is not a vllm serve argument"),
+    ({"nodes": 3}, "engine argument nodes", "it is a plan option"),
+    ({"dtype": True}, "engine argument dtype", "takes a value"),
+    ({"enforce_eager": "maybe"}, "engine argument enforce_eager", "true or false"),
+    ({"enforce_eager": [1]}, "engine argument enforce_eager", "is a flag"),
+    ({"cudagraph_capture_sizes": {"a": 1}}, "engine argument cudagraph_capture_sizes",
+     "takes a list"),
+    ("tensor_parallel_size=4", "engine_args", "must be a dict"),
+])
+def test_serve_argv_checks_names_and_kinds_against_vllms_parser(args, variable, problem):
+    with pytest.raises(cluster.CommandLineError) as err:
+        cluster.serve_argv("/m", args)
+    assert err.value.variable == variable and problem in str(err.value)
+
+
+def test_serve_argv_renders_by_vllms_kind():
+    argv = cluster.serve_argv("/m", {"enforce_eager": "true", "disable_log_stats": "false",
+                                     "allowed_origins": ["*"], "api_key": "k"})
+    assert argv[3:] == ["--enforce-eager", "--allowed-origins", '["*"]', "--api-key", "k"]
+
+
+@pytest.mark.parametrize("args, variable", [
+    (("head", "10.0.0.1", "x"), "port"),
+    (("head", "10.0.0.1", 0), "port"),
+    (("head", "", 6379), "node_ip"),
+    (("head", "10.0.0.1", 6379, None, "one"), "num_gpus"),
+    (("worker", "10.0.0.1", 6379, None), "head_ip"),
+    (("driver", "10.0.0.1", 6379), "role"),
+])
+def test_ray_argv_names_the_bad_argument(args, variable):
+    with pytest.raises(cluster.CommandLineError) as err:
+        cluster.ray_argv(*args)
+    assert err.value.variable == variable
+
+
+@pytest.mark.parametrize("args, variable", [
+    (("three", 0, "10.0.0.1", 29501), "nnodes"),
+    ((0, 0, "10.0.0.1", 29501), "nnodes"),
+    ((3, "x", "10.0.0.1", 29501), "node_rank"),
+    ((3, 1, ["10.0.0.1"], 29501), "master_addr"),
+    ((3, 1, "10.0.0.1", "port"), "master_port"),
+])
+def test_launch_names_the_bad_argument(args, variable):
+    with pytest.raises(cluster.CommandLineError) as err:
+        cluster.launch(*args)
+    assert err.value.variable == variable
+
+
+def test_launch_of_one_node_is_none():
+    assert cluster.launch("1", 0, None, 29501) is None
+    assert cluster.launch(3, "1", "10.0.0.1", "29501")["node_rank"] == 1

@@ -198,6 +198,16 @@ BAD = [
     (dict(bridge="bridge"), "mikrotik_switch_bridge", "bridge", "bridge of its own"),
     (dict(bridge='fab"ric'), "mikrotik_switch_bridge", "fab", "bridge-fabric"),
     (dict(flow_control="yes"), "mikrotik_switch_flow_control", "yes", "true"),
+    # issue 11: a comment with a newline was written raw into the .rsc
+    (dict(ports=[{"interface": "qsfp56-dd-1-1", "node": "s", "comment": "a\n/system reset"}]),
+     "mikrotik_switch_ports[0].comment", "a\\n/system", "one line"),
+    (dict(ports=[{"interface": "qsfp56-dd-1-1", "node": "spark\r1"}]),
+     "mikrotik_switch_ports[0].node", "spark", "one line"),
+    (dict(ports=[{"interface": "qsfp56-dd-1-1", "node": {"name": "s"}}]),
+     "mikrotik_switch_ports[0].node", "name", "one line"),
+    (dict(ports=[{"interface": ["qsfp56-dd-1-1"], "node": "s"}]),
+     "mikrotik_switch_ports[0].interface", "qsfp56-dd-1-1", "qsfp56-dd-1-1"),
+    (dict(model=["CRS812"]), "mikrotik_switch_model", "CRS812", "CRS804-4DDQ"),
 ]
 
 

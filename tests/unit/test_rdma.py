@@ -1,6 +1,7 @@
 """RDMA parsing on outputs recorded on real DGX Sparks (tests/fixtures/rdma, see SOURCES.md)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,54 @@ def test_nccl_tests_against_nvidia_threshold(name, busbw, passes_switch):
     assert out["wrong"] == 0 and out["rows"]
     assert (out["avg_busbw_gbs"] >= rdma.NCCL_MIN_BUSBW_GBS["switch"]) is passes_switch
     assert out["avg_busbw_gbs"] >= rdma.NCCL_MIN_BUSBW_GBS["ring3"] or busbw < 10
+
+
+# --- issue 11: the readers crashed on a non-numeric gids entry or active_mtu -----------------
+
+def test_sysfs_skips_entries_that_are_not_ports_or_gid_indexes(tmp_path):
+    tree = tmp_path / "sys"
+    shutil.copytree(FIXTURES / "sysfs-dgx04-multiswitch-cluster", tree, symlinks=True)
+    ports = tree / "class/infiniband/rocep1s0f0/ports"
+    (ports / "1/gids/README").write_text("not a gid\n")
+    (ports / "1/gids/٣").write_text("a non-ASCII digit\n")
+    (ports / "power").mkdir()
+    devices = rdma.read_sysfs(str(tree))
+    gids = devices["rocep1s0f0"]["ports"][1]["gids"]
+    assert [g["index"] for g in gids] == sorted(g["index"] for g in gids)
+    assert list(devices["rocep1s0f0"]["ports"]) == [1]
+    selection, _ = rdma.select_gids(devices, [{"netdev": "enp1s0f0np0",
+                                               "ip": "192.168.100.13"}])
+    assert selection["enp1s0f0np0"]["gid_index"] == 3
+
+
+def test_ibv_devinfo_keeps_an_unreadable_active_mtu_as_text():
+    devices = rdma.parse_ibv_devinfo(text("ibv_devinfo.capture-guid-1a16.txt").replace(
+        "active_mtu:\t\t1024 (3)", "active_mtu:\t\tunknown", 1))
+    assert "unknown" in [p.get("active_mtu") for d in devices.values() for p in d.values()]
+
+
+@pytest.mark.parametrize("mtu, problem", [
+    (4096, None),
+    (None, None),  # ibv_devinfo not installed: not judged
+    (1024, "active_mtu is 1024, not 4096"),
+    ("unknown", "active_mtu reads 'unknown', not a number"),
+])
+def test_mtu_problems(mtu, problem):
+    devices = {"rocep1s0f1": {"netdevs": ["enp1s0f1np1"], "ports": {1: {"active_mtu": mtu}}}}
+    selection = {"enp1s0f1np1": {"rdma": "rocep1s0f1", "port": 1, "gid_index": 3}}
+    problems = rdma.mtu_problems(devices, selection)
+    assert selection["enp1s0f1np1"]["active_mtu"] == mtu
+    assert problems == ([] if problem is None else [p for p in problems if problem in p])
+    assert len(problems) == (0 if problem is None else 1)
+
+
+@pytest.mark.parametrize("interfaces, where", [
+    ("enp1s0f1np1", "interfaces="),
+    ([{"netdev": "enp1s0f1np1"}], "interfaces[0].ip"),
+    (["enp1s0f1np1"], "interfaces[0].netdev"),
+    ([{"netdev": 3, "ip": "10.0.0.1"}], "interfaces[0].netdev"),
+])
+def test_select_gids_names_a_malformed_interface(interfaces, where):
+    with pytest.raises(ValueError) as err:
+        rdma.select_gids({}, interfaces)
+    assert str(err.value).startswith(where) and "Fix:" in str(err.value)

@@ -79,6 +79,22 @@ def test_switch_uses_one_port_and_shared_subnets():
     assert "NCCL_IB_MERGE_NICS" not in node["env"]
 
 
+@pytest.mark.parametrize("address, ips", [
+    ("10.20.2.12", ["10.20.2.12"]),
+    ("10.20.2.12/24", ["10.20.2.12"]),
+    ("10.20.002.012", ["10.20.2.10", "10.20.2.12"]),  # octal as ssh reads it, and decimal
+    ("spark1.example.org", []),
+])
+def test_management_ips_reads_every_spelling(address, ips):
+    assert [str(ip) for ip in topology.management_ips(address)] == ips
+
+
+def test_management_outside_the_fabric_passes():
+    plan = topology.plan(RING3, "ring3", management={"spark1": "192.168.1.11",
+                                                     "spark2": "spark2.lan", "spark3": None})
+    assert plan["nodes"]["spark1"]["identity"]
+
+
 def test_explicit_subnets_and_gid_index():
     subnets = ["192.168.%d.0/24" % i for i in range(6)]
     plan = topology.plan(RING3, "ring3", subnets=subnets, host_base=1,
@@ -107,7 +123,40 @@ def test_explicit_subnets_and_gid_index():
      "fabric_subnet_pool", "management path"),
     ({"nodes": RING3, "topology": "ring3", "mtu": 65000}, "fabric_mtu", "between"),
     ({"nodes": RING3, "topology": "switch", "switch_port": "P2"}, "fabric_switch_port", "P0"),
-    ({"nodes": RING3, "topology": "ring3", "prefixlen": 31}, "fabric_prefixlen", "/30"),
+    ({"nodes": RING3, "topology": "ring3", "prefixlen": 31}, "fabric_prefixlen", "8 to 30"),
+    # issue 11: an empty or null node name crashed
+    ({"nodes": ["", "b", "c"], "topology": "ring3"}, "fabric_nodes", "not a node name"),
+    ({"nodes": ["s%d" % i for i in range(65)], "topology": "switch"}, "fabric_nodes",
+     "at most 64"),
+    ({"nodes": [None, "b", "c"], "topology": "ring3"}, "fabric_nodes", "not a node name"),
+    ({"nodes": [{"a": 1}, "b", "c"], "topology": "ring3"}, "fabric_nodes", "not a node name"),
+    # a full mesh of 3 Sparks is ring3 (the message said "needs 2 ports, a Spark has 2")
+    ({"nodes": RING3, "topology": "mesh"}, "fabric_topology", "use fabric_topology: ring3"),
+    ({"nodes": ["a", "b"], "topology": "mesh"}, "fabric_topology", "one direct cable"),
+    # a /31 pool is the pool's fault, a /29 prefix the prefix's (not fabric_subnets)
+    ({"nodes": RING3, "topology": "ring3", "subnet_pool": "10.20.0.0/31"},
+     "fabric_subnet_pool", "smaller than one /24"),
+    ({"nodes": RING3, "topology": "ring3", "prefixlen": 29}, "fabric_prefixlen",
+     "spark3 needs 13"),
+    ({"nodes": RING3, "topology": "ring3", "subnets": ["10.0.%d.0/29" % i for i in range(6)]},
+     "fabric_subnets", "holds host numbers 1 to 6"),
+    ({"nodes": RING3, "topology": "ring3", "host_base": 10 ** 9}, "fabric_host_base",
+     "1 to 65000"),
+    # management addresses that once slipped past: CIDR notation, leading zeros, inet_aton forms
+    ({"nodes": RING3, "topology": "ring3", "management": {"spark2": "10.20.2.12/24"}},
+     "fabric_subnet_pool", "management path"),
+    ({"nodes": RING3, "topology": "ring3", "management": {"spark2": "10.20.002.012"}},
+     "fabric_subnet_pool", "management path"),
+    ({"nodes": RING3, "topology": "ring3", "management": {"spark2": "169083916"}},
+     "fabric_subnet_pool", "10.20.4.12"),
+    ({"nodes": RING3, "topology": "ring3", "management": ["10.0.0.1"]}, "management",
+     "must be a dict"),
+    ({"nodes": RING3, "topology": "ring3", "management": {"spark9": "192.168.1.9"}},
+     "management.spark9", "not in fabric_nodes"),
+    ({"nodes": RING3, "topology": "ring3", "gid_index": {"spark9": 3}}, "gid_index.spark9",
+     "not in fabric_nodes"),
+    ({"nodes": RING3, "topology": "ring3", "gid_index": {"spark1": "three"}},
+     "gid_index.spark1", "GID table index"),
 ])
 def test_wrong_inventories_fail_with_the_variable_and_a_fix(kwargs, variable, words):
     nodes, topo = kwargs.pop("nodes"), kwargs.pop("topology")
@@ -229,3 +278,36 @@ def test_judge_names_a_link_without_carrier_from_both_ends():
     kinds = set((p["node"], p["kind"]) for p in out["problems"])
     assert kinds == {("spark3", "link_down"), ("spark1", "link_down")}
     assert all("cable3" in p["message"] for p in out["problems"])
+
+
+@pytest.mark.parametrize("change, variable", [
+    # issue 11: a probe link lacking peer_ip was a KeyError
+    (lambda p, q: q["spark1"]["links"][0].pop("peer_ip"), "probes.spark1.links[0].peer_ip"),
+    (lambda p, q: q["spark1"]["links"][0].update(netdev=None), "probes.spark1.links[0].netdev"),
+    (lambda p, q: q["spark2"].update(links="enp1s0f0np0"), "probes.spark2.links"),
+    (lambda p, q: q["spark2"]["interfaces"]["enp1s0f0np0"].update(mac=7),
+     "probes.spark2.interfaces.enp1s0f0np0.mac"),
+    (lambda p, q: q["spark2"]["interfaces"]["enp1s0f0np0"].update(addresses=[None]),
+     "probes.spark2.interfaces.enp1s0f0np0.addresses[0]"),
+    (lambda p, q: q.update(spark3="down"), "probes.spark3"),
+    (lambda p, q: q["spark1"].update(wire={"enp1s0f0np0": ["x"]}),
+     "probes.spark1.wire.enp1s0f0np0[0]"),
+    (lambda p, q: p.pop("mtu"), "plan.mtu"),
+    (lambda p, q: p["links"][0].pop("peer_ip"), "plan.links[0].peer_ip"),
+])
+def test_judge_refuses_malformed_probes_naming_where(change, variable):
+    plan = topology.plan(RING3, "ring3")
+    probes = healthy_probes(plan)
+    change(plan, probes)
+    with pytest.raises(fabric_check.ProbeError) as err:
+        fabric_check.analyse(plan, probes)
+    assert err.value.variable == variable and "Fix:" in str(err.value)
+
+
+def test_judge_takes_a_node_without_a_probe_as_not_probed():
+    plan = topology.plan(RING3, "ring3")
+    probes = healthy_probes(plan)
+    probes["spark3"] = None
+    out = fabric_check.analyse(plan, probes)
+    assert not out["ok"] and {p["kind"] for p in out["problems"]
+                              if p["node"] == "spark3"} == {"missing"}

@@ -64,6 +64,7 @@ from __future__ import annotations
 import copy
 
 from .errors import PlanInputError
+from .request import MAX_CAPTURE, closest
 
 DEFAULT_BUILD = "vllm-0.33"
 
@@ -178,6 +179,7 @@ _BOOL_KEYS = ("draft_inherits_dcp", "pp_with_mtp", "sequence_parallelism",
               "fp8_moe_block_refine", "async_scheduling_default")
 _INT_KEYS = ("cudagraph_ceiling", "moe_kernel_alignment", "default_block_size",
              "block_size_multiple")
+_INT_MAX = MAX_CAPTURE  # a capture ceiling, alignment or block size of a few thousand at most
 
 
 class BuildProfile(object):
@@ -217,6 +219,10 @@ def resolve_build(value):
         value = DEFAULT_BUILD
     if isinstance(value, str):
         if value not in BUILD_PROFILES:
+            near = closest(value, BUILD_PROFILES)
+            if near:
+                raise PlanInputError("vllm_build", value, "no such build profile",
+                                     "did you mean %s?" % near)
             raise PlanInputError(
                 "vllm_build", value, "no such build profile",
                 "use one of %s, or a dict with model_runner, draft_inherits_dcp and pp_with_mtp"
@@ -231,10 +237,14 @@ def resolve_build(value):
             "vllm_build", value, "the capability dict lacks %s" % ", ".join(missing),
             "give model_runner (v1 or v2), draft_inherits_dcp (bool) and pp_with_mtp (bool)")
     base = value.get("base", DEFAULT_BUILD)
-    if base not in BUILD_PROFILES:
+    if not isinstance(base, str) or base not in BUILD_PROFILES:
         raise PlanInputError("vllm_build.base", base, "no such build profile",
                              "use one of %s" % ", ".join(sorted(BUILD_PROFILES)))
     data = copy.deepcopy(BUILD_PROFILES[base])
+    name = value.get("name", "custom(%s)" % base)
+    if not isinstance(name, str) or not name.strip():
+        raise PlanInputError("vllm_build.name", name, "must be a non-empty string",
+                             "name the build, e.g. name: my-vllm-fork")
     known = set(BuildProfile.__slots__) | {"base", "name"}
     for key, item in value.items():
         if key not in known:
@@ -251,8 +261,10 @@ def resolve_build(value):
             raise PlanInputError("vllm_build.%s" % key, data[key], "must be true or false",
                                  "set %s: true or false" % key)
     for key in _INT_KEYS:
-        if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 1:
-            raise PlanInputError("vllm_build.%s" % key, data[key], "must be a positive integer",
+        if not isinstance(data[key], int) or isinstance(data[key], bool) or \
+                not 1 <= data[key] <= _INT_MAX:
+            raise PlanInputError("vllm_build.%s" % key, data[key],
+                                 "must be an integer between 1 and %d" % _INT_MAX,
                                  "set %s to a positive integer" % key)
     if data["cudagraph_sizes"] not in ("v0.33", "legacy"):
         raise PlanInputError("vllm_build.cudagraph_sizes", data["cudagraph_sizes"],
@@ -271,4 +283,4 @@ def resolve_build(value):
         if not isinstance(data[key], list) or not all(isinstance(i, str) for i in data[key]):
             raise PlanInputError("vllm_build.%s" % key, data[key], "must be a list of strings",
                                  "give %s as a list" % key)
-    return BuildProfile(value.get("name", "custom(%s)" % base), data)
+    return BuildProfile(name, data)

@@ -18,6 +18,8 @@ the list (vLLM PR #45953).
 """
 from __future__ import annotations
 
+from .request import MAX_CAPTURE
+
 
 def round_up(value, multiple):
     return ((value + multiple - 1) // multiple) * multiple
@@ -176,11 +178,14 @@ def suggest_cap(build, num_speculative_tokens, max_num_seqs, max_num_batched_tok
     """The smallest explicit cap that survives both stages and covers max_num_seqs decodes.
 
     Returns a cap on vLLM's ladder (so it is not truncated) that is at least
-    ``max_num_seqs * (N + 1)`` where the token budget allows.
+    ``max_num_seqs * (N + 1)`` where the token budget and the planner's bound on capture sizes
+    (request.MAX_CAPTURE) allow, else None (vLLM's default).
     """
     query_len = 1 + (num_speculative_tokens or 0)
     want = max(max_num_seqs * query_len, query_len)
-    for cap in ladder(max(want, 1) * 2 + 16):
+    if want > MAX_CAPTURE:
+        return None  # no cap the planner accepts covers it: leave it to vLLM's default
+    for cap in ladder(min(max(want, 1) * 2 + 16, MAX_CAPTURE)):
         if cap >= want and cap <= max_num_batched_tokens:
             probe = resolve(build, max_cudagraph_capture_size=cap, max_num_seqs=max_num_seqs,
                             max_num_batched_tokens=max_num_batched_tokens,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from . import cudagraph, kvcache
 from .builds import resolve_build
+from .errors import PlanInputError
 from .model import parse_model, read_draft
-from .padding import plan_dims
+from .padding import divisors, plan_dims
 from .request import (PlanRequest, SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS,
                       SPARK_DEFAULT_MAX_NUM_SEQS)
 from .rules import run_rules, v1_async_incompatibility
@@ -38,7 +39,6 @@ class Context(object):
         self.n_spec = req.num_speculative_tokens
         self.max_model_len = req.max_model_len or model.max_position_embeddings
         if not self.max_model_len:
-            from .errors import PlanInputError
             raise PlanInputError("max_model_len", None,
                                  "is required: the model's config.json has no "
                                  "max_position_embeddings",
@@ -86,16 +86,22 @@ class Context(object):
                 v1_async_incompatibility(build, req.speculative_config, self.pp) is None
         else:
             self.async_scheduling = req.async_scheduling
+        self.kv = self.estimate_kv(self.dcp)
+
+    def estimate_kv(self, dcp):
+        """The KV-cache estimate of this plan at a decode_context_parallel_size (the plan's,
+        or another one a fix text considers)."""
+        model = self.model
         multi_module_mtp = self.uses_mtp and min(model.mtp_layers, self.n_spec) > 1
-        self.kv = kvcache.estimate(
-            model, self.dims, tp=self.tp, pp=self.pp, dcp=self.dcp,
+        return kvcache.estimate(
+            model, self.dims, tp=self.tp, pp=self.pp, dcp=dcp,
             kv_cache_dtype=self.kv_cache_dtype, block_size=self.block_size,
             max_model_len=self.max_model_len,
             max_num_batched_tokens=self.max_num_batched_tokens,
-            kv_cache_memory_bytes=req.kv_cache_memory_bytes,
+            kv_cache_memory_bytes=self.req.kv_cache_memory_bytes,
             mtp_layers=(model.mtp_layers if self.uses_mtp else 0),
             in_flight=kvcache.in_flight_tokens(self.max_num_batched_tokens, self.pp,
-                                               self.async_scheduling, build.model_runner),
+                                               self.async_scheduling, self.build.model_runner),
             extra_tokens=(self.n_spec - 1) if multi_module_mtp else 0,
             auto_bytes=self.dtype_bytes)
 
@@ -236,15 +242,11 @@ def evaluate(options, model=None):
     ``model`` may be a pre-parsed ModelSpec (the suggestion sweep reuses one).
     Raises PlanInputError / ModelConfigError for malformed input.
     """
-    req = PlanRequest(**options)
+    req = PlanRequest(options)
     build = resolve_build(req.vllm_build)
     if model is None:
         model = parse_model(req.model_config)
     return evaluate_request(req, model, build)
-
-
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 def suggest(options, max_spec_tokens=4):
@@ -257,53 +259,53 @@ def suggest(options, max_spec_tokens=4):
     Each row carries its KV capacity and warnings count, best capacity first.
     """
     base = dict(options)
-    req = PlanRequest(**base)
+    req = PlanRequest(base)
     build = resolve_build(req.vllm_build)
     model = parse_model(req.model_config)
     gpus = (req.nodes or 1) * req.gpus_per_node
     spec_choices = [0]
     if model.mtp_layers:
         spec_choices += list(range(1, max_spec_tokens + 1))
+    seqs = req.max_num_seqs or SPARK_DEFAULT_MAX_NUM_SEQS
+    tokens = req.max_num_batched_tokens or SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS
+    caps = dict((n, cudagraph.suggest_cap(build, n, seqs, tokens)) for n in spec_choices)
     rows = []
-    for tp in _divisors(gpus):
-        for pp in _divisors(gpus // tp):
-            if tp * pp != gpus:
-                continue
-            for dcp in _divisors(tp):
-                for n in spec_choices:
-                    trial = dict(base)
-                    trial.update({"tensor_parallel_size": tp, "pipeline_parallel_size": pp,
-                                  "decode_context_parallel_size": dcp,
-                                  "cudagraph_capture_sizes": None})
-                    if n:
-                        spec = dict(req.speculative_config or {})
-                        spec.pop("is_mtp", None)
-                        spec.update({"method": "mtp", "num_speculative_tokens": n})
-                        trial["speculative_config"] = spec
-                    else:
-                        trial["speculative_config"] = None
-                    seqs = req.max_num_seqs or SPARK_DEFAULT_MAX_NUM_SEQS
-                    tokens = req.max_num_batched_tokens or SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS
-                    trial["max_cudagraph_capture_size"] = cudagraph.suggest_cap(
-                        build, n, seqs, tokens)
-                    result = evaluate(trial, model=model)
-                    if not result["satisfiable"]:
-                        continue
-                    kv = result["kv_cache"] or {}
-                    rows.append({
-                        "tensor_parallel_size": tp,
-                        "pipeline_parallel_size": pp,
-                        "decode_context_parallel_size": dcp,
-                        "num_speculative_tokens": n,
-                        "max_cudagraph_capture_size": trial["max_cudagraph_capture_size"],
-                        "cudagraph_capture_sizes": result["cudagraph_capture_sizes"],
-                        "virtual_heads": result["padding"]["applied"],
-                        "patches": result["patches"]["required"],
-                        "kv_tokens": kv.get("tokens"),
-                        "max_concurrency": kv.get("max_concurrency"),
-                        "bytes_per_token": kv.get("bytes_per_token"),
-                        "warnings": len(result["warnings"]),
-                    })
+    for tp in divisors(gpus):
+        pp = gpus // tp
+        if pp > model.num_layers:
+            continue  # a stage without layers (rule pp_layers): never a suggestion
+        for dcp in divisors(tp):
+            for n in spec_choices:
+                trial = dict(base)
+                trial.update({"tensor_parallel_size": tp, "pipeline_parallel_size": pp,
+                              "decode_context_parallel_size": dcp,
+                              "cudagraph_capture_sizes": None,
+                              "max_cudagraph_capture_size": caps[n]})
+                if n:
+                    spec = dict(req.speculative_config or {})
+                    spec.pop("is_mtp", None)
+                    spec.update({"method": "mtp", "num_speculative_tokens": n})
+                    trial["speculative_config"] = spec
+                else:
+                    trial["speculative_config"] = None
+                result = evaluate(trial, model=model)
+                if not result["satisfiable"]:
+                    continue
+                kv = result["kv_cache"] or {}
+                rows.append({
+                    "tensor_parallel_size": tp,
+                    "pipeline_parallel_size": pp,
+                    "decode_context_parallel_size": dcp,
+                    "num_speculative_tokens": n,
+                    "max_cudagraph_capture_size": caps[n],
+                    "cudagraph_capture_sizes": result["cudagraph_capture_sizes"],
+                    "virtual_heads": result["padding"]["applied"],
+                    "patches": result["patches"]["required"],
+                    "kv_tokens": kv.get("tokens"),
+                    "max_concurrency": kv.get("max_concurrency"),
+                    "bytes_per_token": kv.get("bytes_per_token"),
+                    "warnings": len(result["warnings"]),
+                })
     rows.sort(key=lambda r: (-(r["kv_tokens"] or 0), r["warnings"],
                              r["pipeline_parallel_size"], r["num_speculative_tokens"]))
     return rows

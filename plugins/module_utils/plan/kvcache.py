@@ -132,30 +132,41 @@ def _kv_heads_rank(kv, tp):
     return max(1, kv // tp)
 
 
+def apportion(total, parts):
+    """Split ``total`` layers of one kind over stages of ``parts`` layers in proportion, whole
+    numbers that add up to ``total`` (largest remainder; ties to the earlier stage, where an
+    interleaved pattern's first layer sits)."""
+    layers = sum(parts)
+    shares = [total * count for count in parts]
+    out = [share // layers for share in shares]
+    order = sorted(range(len(parts)), key=lambda i: (-(shares[i] % layers), i))
+    for i in order[:total - sum(out)]:
+        out[i] += 1
+    return out
+
+
 def _stage_layers(model, pp, mtp_layers):
-    """Layer counts per kind on the most loaded pipeline stage (the MTP layers sit last)."""
+    """Layer counts per kind on each pipeline stage (the MTP layers sit last); each kind's
+    layers add up to the model's over the stages."""
     parts = pp_partition(model.num_layers, pp)
-    stages = []
-    start = 0
-    for index, count in enumerate(parts):
-        share = float(count) / model.num_layers
-        kinds = {}
+    stages = [{} for _ in parts]
+    if model.use_mla:
+        kinds = [("mla", model.num_layers)]
+        if model.indexer:
+            kinds.append(("indexer", model.indexer["cache_layers"]))
+    else:
+        kinds = [(t.name, t.num_layers) for t in model.attention]
+    for name, total in kinds:
+        for stage, count in zip(stages, apportion(total, parts)):
+            stage[name] = count
+    if mtp_layers:
+        last = stages[-1]
         if model.use_mla:
-            kinds["mla"] = count
+            last["mla"] += mtp_layers
             if model.indexer:
-                kinds["indexer"] = int(round(model.indexer["cache_layers"] * share))
+                last["indexer"] += mtp_layers
         else:
-            for t in model.attention:
-                kinds[t.name] = int(round(t.num_layers * share))
-        if index == len(parts) - 1 and mtp_layers:
-            if model.use_mla:
-                kinds["mla"] += mtp_layers
-                if model.indexer:
-                    kinds["indexer"] += mtp_layers
-            else:
-                kinds[model.mtp_attention] = kinds.get(model.mtp_attention, 0) + mtp_layers
-        stages.append(kinds)
-        start += count
+            last[model.mtp_attention] = last.get(model.mtp_attention, 0) + mtp_layers
     return stages
 
 
@@ -196,7 +207,7 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
         stage_specs = []
         if model.use_mla:
             per = _mla_bytes(model, dtype, auto_bytes)
-            if per is None:
+            if not per or per < 0:
                 out["unknown_dtype"] = True
                 return out
             stage_specs.append(("mla", kinds["mla"], per, None))
@@ -211,13 +222,16 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
                 kv_rank = _kv_heads_rank(entry["kv_heads"][1], tp)
                 per = _gqa_bytes(kv_rank, entry["head_dim"], entry["v_head_dim"], dtype,
                                  auto_bytes)
-                if per is None:
+                if not per or per < 0:  # no size model (or none for such small heads)
                     out["unknown_dtype"] = True
                     return out
                 stage_specs.append((entry["layer_type"], count, per, entry["sliding_window"]))
         full = sum(c * b for _, c, b, w in stage_specs if not w)
-        if worst is None or full > sum(c * b for _, c, b, w in worst if not w):
+        if stage_specs and (worst is None or full > sum(c * b for _, c, b, w in worst if not w)):
             worst = stage_specs
+    if not worst:
+        # More pipeline stages than layers (rule pp_layers): no stage to size.
+        return out
     specs = worst
 
     # Extra bytes the pad KV heads cost (virtual heads), per token on the average rank.

@@ -25,11 +25,13 @@ and of the vLLM model code that reads them (vLLM 0.33):
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 
-from .archs import CUDAGRAPH_MAX_DEFAULT, FIXED_MTP_ARCHS, KNOWN, mtp_support
-from .errors import ModelConfigError
+from .archs import CUDAGRAPH_MAX_DEFAULT, FIXED_MTP_ARCHS, KNOWN, MTP_COUNT_FIELDS, mtp_support
+from .errors import ModelConfigError, shown
 
 MLA_MODEL_TYPES = frozenset([
     "deepseek_v2", "deepseek_v3", "deepseek_v32", "deepseek_mtp", "glm_moe_dsa", "kimi_k2",
@@ -123,8 +125,19 @@ class ModelSpec(object):
         return data
 
 
+# Bounds of config.json integers: far above any real model, low enough that the planner's
+# per-layer work stays small and its arithmetic exact.
+MAX_LAYERS = 10000
+MAX_HEADS = 65536
+MAX_FIELD = 2 ** 40
+
+
+_CORRECT = ("use the model's own config.json from its Hugging Face snapshot, or correct the "
+            "field '%s'")
+
+
 class _Reader(object):
-    """Field access that names the missing field in its error."""
+    """Typed field access; every error names the field, the value and the fix."""
 
     def __init__(self, path, data):
         self.path = path
@@ -142,20 +155,26 @@ class _Reader(object):
             raise ModelConfigError(self.path, key, "is missing (needed for %s)" % why)
         return self.data[key]
 
-    def need_int(self, key, why, minimum=1):
-        value = self.need(key, why)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ModelConfigError(self.path, key, "must be an integer >= %d, got %r"
-                                   % (minimum, value))
+    def _int(self, key, value, minimum, maximum):
+        if isinstance(value, bool) or not isinstance(value, int) or \
+                not minimum <= value <= maximum:
+            raise ModelConfigError(self.path, key, "must be an integer from %d to %d, got %s"
+                                   % (minimum, maximum, shown(value)), _CORRECT % key)
         return value
 
-    def int_or(self, key, default, minimum=0):
+    def need_int(self, key, why, minimum=1, maximum=MAX_FIELD):
+        return self._int(key, self.need(key, why), minimum, maximum)
+
+    def int_or(self, key, default, minimum=0, maximum=MAX_FIELD):
         if self.data.get(key) is None:
             return default
-        value = self.data[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ModelConfigError(self.path, key, "must be an integer >= %d, got %r"
-                                   % (minimum, value))
+        return self._int(key, self.data[key], minimum, maximum)
+
+    def need_str(self, key, why):
+        value = self.need(key, why)
+        if not isinstance(value, str) or not value:
+            raise ModelConfigError(self.path, key, "must be a non-empty string, got %s"
+                                   % shown(value), _CORRECT % key)
         return value
 
 
@@ -170,36 +189,115 @@ def _text_config(data):
     return data
 
 
+# A model's config.json is kilobytes (the biggest real ones, with long label maps, are well
+# under 1 MiB); anything larger is not one, and is refused before it is read.
+MAX_CONFIG_BYTES = 16 * 2 ** 20
+
+_FILE_KINDS = ((stat.S_ISDIR, "is a directory, not a file"),
+               (stat.S_ISFIFO, "is a FIFO (named pipe), not a file"),
+               (stat.S_ISCHR, "is a character device, not a file"),
+               (stat.S_ISBLK, "is a block device, not a file"),
+               (stat.S_ISSOCK, "is a socket, not a file"))
+
+
+def _not_a_file(mode):
+    for test, problem in _FILE_KINDS:
+        if test(mode):
+            return problem
+    return None if stat.S_ISREG(mode) else "is not a regular file"
+
+
+def _os_problem(exc):
+    if exc.errno == errno.ENOENT:
+        return "does not exist"
+    if exc.errno == errno.ELOOP:
+        return "is a symbolic link loop"
+    if exc.errno == errno.ENOTDIR:
+        return "does not exist (a part of the path is not a directory)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "cannot be read (permission denied)"
+    return "cannot be read (%s)" % (exc.strerror or exc)
+
+
+def read_json_file(path, name=None, fix=None):
+    """Read one JSON object from a regular file of at most MAX_CONFIG_BYTES.
+
+    Every way the file can be wrong is its own ModelConfigError: missing, a symbolic-link
+    loop, a directory, a FIFO or device (never opened: a FIFO would block, /dev/zero never
+    ends), too big, unreadable, not JSON, nested too deeply, or not an object. ``name``
+    (config.json, hf_quant_config.json) starts the messages when the path is such a file.
+    """
+    fix = fix or "point model_config at the model directory or its config.json"
+    replace = "replace it with the model's original %s" % (name or "config.json")
+
+    def error(problem, fix):
+        return ModelConfigError(path, None, "%s %s" % (name, problem) if name else problem,
+                                fix)
+
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise error(_os_problem(exc), fix)
+    except ValueError:  # a NUL byte in the path
+        raise error("is not a valid path", fix)
+    problem = _not_a_file(info.st_mode)
+    if problem:
+        raise error(problem, fix)
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise error("is %d bytes, larger than any model config (at most %d)"
+                    % (info.st_size, MAX_CONFIG_BYTES), replace)
+    try:
+        # O_NONBLOCK: should the file have become a FIFO since the stat, do not hang on it.
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            problem = _not_a_file(os.fstat(handle).st_mode)
+            if problem:
+                raise error(problem, fix)
+            chunks, size = [], 0
+            while size <= MAX_CONFIG_BYTES:
+                chunk = os.read(handle, min(1 << 20, MAX_CONFIG_BYTES + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(handle)
+    except OSError as exc:
+        raise error(_os_problem(exc), fix)
+    if size > MAX_CONFIG_BYTES:
+        raise error("is larger than any model config (more than %d bytes)" % MAX_CONFIG_BYTES,
+                    replace)
+    try:
+        data = json.loads(b"".join(chunks))
+    except RecursionError:
+        raise error("nests its JSON too deeply to be a model config", replace)
+    except ValueError as exc:  # also UnicodeDecodeError and over-long integers
+        raise error("is not valid JSON (%s)" % shown(str(exc), 200), replace)
+    if not isinstance(data, dict):
+        raise error("is not a JSON object", replace)
+    return data
+
+
 def load_config(path):
     """Load config.json from a file or a model directory; returns (file path, dict)."""
-    if path is None or path == "":
-        raise ModelConfigError("<none>", "model_config", "is empty",
+    if not isinstance(path, str) or path == "":
+        raise ModelConfigError(shown(path), None, "model_config is empty or not a path",
                                "give the path of the model's config.json or its directory")
-    if os.path.isdir(path):
-        path = os.path.join(path, "config.json")
-    if not os.path.isfile(path):
-        raise ModelConfigError(path, "config.json", "does not exist",
-                               "point model_config at the model directory or its config.json")
     try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except ValueError as exc:
-        raise ModelConfigError(path, "config.json", "is not valid JSON (%s)" % exc,
-                               "replace it with the model's original config.json")
-    if not isinstance(data, dict):
-        raise ModelConfigError(path, "config.json", "is not a JSON object",
-                               "replace it with the model's original config.json")
+        if os.path.isdir(path):
+            path = os.path.join(path, "config.json")
+    except ValueError:  # a NUL byte in the path
+        raise ModelConfigError(shown(path), None, "is not a valid path",
+                               "give the path of the model's config.json or its directory")
+    data = read_json_file(path, "config.json" if os.path.basename(path) == "config.json"
+                          else None)
     # ModelOpt 0.29 and before keep the quantization in hf_quant_config.json next to
     # config.json; vLLM reads it when config.json has none (vllm/transformers_utils/config.py).
     quant_path = os.path.join(os.path.dirname(path), "hf_quant_config.json")
     if data.get("quantization_config") is None and os.path.isfile(quant_path):
-        try:
-            with open(quant_path) as handle:
-                data = dict(data, quantization_config=json.load(handle))
-        except ValueError as exc:
-            raise ModelConfigError(quant_path, "hf_quant_config.json",
-                                   "is not valid JSON (%s)" % exc,
-                                   "replace it with the checkpoint's original file")
+        data = dict(data, quantization_config=read_json_file(
+            quant_path, "hf_quant_config.json",
+            "replace it with the checkpoint's original hf_quant_config.json, or remove it"))
     return path, data
 
 
@@ -220,7 +318,12 @@ def _quantization(reader):
     if method in ("modelopt", "modelopt_fp4") or producer.get("name") == "modelopt" or \
             (nested and algo):
         if algo in ("NVFP4", "W4A16_NVFP4", "MIXED_PRECISION") or method == "modelopt_fp4":
-            return {"method": "nvfp4", "group_size": int(qc.get("group_size") or 16),
+            group = qc.get("group_size") or 16
+            if isinstance(group, bool) or not isinstance(group, int) or not 1 <= group <= 4096:
+                raise ModelConfigError(reader.path, "quantization_config.group_size",
+                                       "must be an integer from 1 to 4096, got %s"
+                                       % shown(group))
+            return {"method": "nvfp4", "group_size": group,
                     "block": None, "kv_cache": kv_algo, "quant_method": method or "modelopt"}
         if algo.startswith("FP8"):
             return {"method": "fp8", "group_size": None, "block": None, "kv_cache": kv_algo,
@@ -242,7 +345,8 @@ def _quantization(reader):
         block = qc.get("weight_block_size")
         if block is not None:
             if (not isinstance(block, list) or len(block) != 2
-                    or not all(isinstance(b, int) and b > 0 for b in block)):
+                    or not all(isinstance(b, int) and not isinstance(b, bool) and
+                               0 < b <= 65536 for b in block)):
                 raise ModelConfigError(reader.path, "quantization_config.weight_block_size",
                                        "must be two positive integers, got %r" % (block,))
             return {"method": "fp8_block", "group_size": None, "block": list(block),
@@ -304,10 +408,10 @@ def _indexer_layers(reader, num_layers):
             raise ModelConfigError(reader.path, "index_topk_pattern",
                                    "must be a string of F/S, one per layer (%d)" % num_layers)
         return pattern.upper().count("F"), "index_topk_pattern"
-    freq = reader.int_or("index_topk_freq", 1, minimum=1)
+    freq = reader.int_or("index_topk_freq", 1, minimum=1, maximum=MAX_LAYERS)
     if freq <= 1:
         return num_layers, "every layer (index_topk_freq 1)"
-    offset = reader.int_or("index_skip_topk_offset", 2, minimum=0)
+    offset = reader.int_or("index_skip_topk_offset", 2, minimum=0, maximum=MAX_LAYERS)
     full = sum(1 for layer in range(num_layers)
                if max(layer - offset + 1, 0) % freq == 0)
     return full, "index_topk_freq=%d, index_skip_topk_offset=%d" % (freq, offset)
@@ -315,20 +419,21 @@ def _indexer_layers(reader, num_layers):
 
 def _attention_types(reader, num_layers, num_heads, model_type):
     """Attention layer kinds of a non-MLA model."""
-    kv = reader.int_or("num_key_value_heads", num_heads, minimum=1)
-    head_dim = reader.get("head_dim")
+    kv = reader.int_or("num_key_value_heads", num_heads, minimum=1, maximum=MAX_HEADS)
+    head_dim = reader.int_or("head_dim", None, minimum=1, maximum=MAX_HEADS)
     if head_dim is None:
         hidden = reader.need_int("hidden_size", "the attention head size (head_dim is absent)")
-        if hidden % num_heads:
+        if hidden % num_heads or hidden // num_heads > MAX_HEADS:
             raise ModelConfigError(reader.path, "head_dim",
                                    "is missing and hidden_size %d is not a multiple of "
                                    "num_attention_heads %d" % (hidden, num_heads))
         head_dim = hidden // num_heads
-    v_head_dim = reader.get("v_head_dim", head_dim)
+    v_head_dim = reader.int_or("v_head_dim", head_dim, minimum=1, maximum=MAX_HEADS)
 
     pattern = reader.get("hybrid_layer_pattern")
     if pattern is not None:  # MiMo V2: 1 = sliding-window ("compressed softmax") layer
-        if not isinstance(pattern, list) or len(pattern) != num_layers:
+        if not isinstance(pattern, list) or len(pattern) != num_layers or \
+                not all(p in (0, 1) and not isinstance(p, float) for p in pattern):
             raise ModelConfigError(reader.path, "hybrid_layer_pattern",
                                    "must list one 0/1 entry per layer (%d)" % num_layers)
         swa_layers = sum(1 for p in pattern if p == 1)
@@ -339,24 +444,28 @@ def _attention_types(reader, num_layers, num_heads, model_type):
             types.append(AttentionType(
                 "full", num_layers - swa_layers, num_heads, kv, head_dim, v_head_dim))
         if swa_layers:
-            swa_q = reader.need_int("swa_num_attention_heads", "the sliding-window layers' heads")
+            swa_q = reader.need_int("swa_num_attention_heads", "the sliding-window layers' heads",
+                                    maximum=MAX_HEADS)
             swa_kv = reader.need_int("swa_num_key_value_heads",
-                                     "the sliding-window layers' KV heads")
-            swa_hd = reader.int_or("swa_head_dim", head_dim, minimum=1)
-            swa_vhd = reader.int_or("swa_v_head_dim", swa_hd if reader.get("swa_head_dim")
-                                    else v_head_dim, minimum=1)
-            window = reader.get("sliding_window_size", reader.get("sliding_window"))
+                                     "the sliding-window layers' KV heads", maximum=MAX_HEADS)
+            swa_hd = reader.int_or("swa_head_dim", head_dim, minimum=1, maximum=MAX_HEADS)
+            swa_vhd = reader.int_or("swa_v_head_dim", swa_hd if reader.has("swa_head_dim")
+                                    else v_head_dim, minimum=1, maximum=MAX_HEADS)
+            key = "sliding_window_size" if reader.has("sliding_window_size") else \
+                "sliding_window"
+            window = reader.int_or(key, None, minimum=1)
             if window is None:
                 raise ModelConfigError(reader.path, "sliding_window_size",
                                        "is missing (needed to bound the sliding-window KV cache)")
             types.append(AttentionType(
                 "sliding_window", swa_layers, swa_q, swa_kv, swa_hd, swa_vhd,
-                sliding_window=int(window),
+                sliding_window=window,
                 sinks=bool(reader.get("add_swa_attention_sink_bias", False))))
         return types
 
     layer_types = reader.get("layer_types")
-    window = reader.get("sliding_window")
+    window = reader.int_or("sliding_window", None, minimum=0) \
+        if reader.get("sliding_window") is not False else None
     sinks = model_type == "gpt_oss"
     if isinstance(layer_types, list) and window and any(
             "sliding" in str(t) for t in layer_types):
@@ -366,7 +475,7 @@ def _attention_types(reader, num_layers, num_heads, model_type):
             types.append(AttentionType("full", num_layers - swa_layers, num_heads, kv,
                                        head_dim, v_head_dim, sinks=sinks))
         types.append(AttentionType("sliding_window", swa_layers, num_heads, kv, head_dim,
-                                   v_head_dim, sliding_window=int(window), sinks=sinks))
+                                   v_head_dim, sliding_window=window, sinks=sinks))
         return types
     return [AttentionType("full", num_layers, num_heads, kv, head_dim, v_head_dim, sinks=sinks)]
 
@@ -375,11 +484,11 @@ def _moe(reader, num_layers):
     experts = None
     for key in ("n_routed_experts", "num_experts", "num_local_experts"):
         if reader.has(key):
-            experts = reader.int_or(key, 0, minimum=1)
+            experts = reader.int_or(key, 0, minimum=1, maximum=MAX_HEADS)
             break
     if experts is None:
         return None, 0
-    width = reader.get("moe_intermediate_size")
+    width = reader.int_or("moe_intermediate_size", None, minimum=1)
     if width is None:
         # MiniMax-style configs keep the per-expert width in intermediate_size.
         width = reader.need_int("intermediate_size", "the MoE expert width "
@@ -388,12 +497,12 @@ def _moe(reader, num_layers):
     if isinstance(freq, list):
         dense_layers = sum(1 for f in freq if not f)
     else:
-        dense_layers = reader.int_or("first_k_dense_replace", 0)
+        dense_layers = reader.int_or("first_k_dense_replace", 0, maximum=num_layers)
     return {
         "experts": experts,
-        "experts_per_token": reader.int_or("num_experts_per_tok", 0),
-        "shared_experts": reader.int_or("n_shared_experts", 0),
-        "intermediate_size": int(width),
+        "experts_per_token": reader.int_or("num_experts_per_tok", 0, maximum=MAX_HEADS),
+        "shared_experts": reader.int_or("n_shared_experts", 0, maximum=MAX_HEADS),
+        "intermediate_size": width,
     }, dense_layers
 
 
@@ -410,18 +519,29 @@ def _unmodelled_layer_types(data):
     return set(str(t) for t in layer_types) - set(_MODELLED_LAYER_TYPES)
 
 
+def _architecture(path, data, raw):
+    """The first of ``architectures`` (None when the config lists none)."""
+    archs = data.get("architectures") or raw.get("architectures") or []
+    if not isinstance(archs, list) or not all(isinstance(a, str) and a for a in archs):
+        raise ModelConfigError(path, "architectures", "must be a list of model class names, "
+                               "got %s" % shown(archs), _CORRECT % "architectures")
+    return archs[0] if archs else None
+
+
 def parse_model(path):
     """Parse config.json at ``path`` (a file or a model directory) into a ModelSpec."""
     path, raw = load_config(path)
     data = _text_config(raw)
     reader = _Reader(path, data)
-    archs = data.get("architectures") or raw.get("architectures") or []
-    architecture = archs[0] if archs else None
-    model_type = reader.need("model_type", "choosing the model family's rules")
-    num_layers = reader.need_int("num_hidden_layers", "per-rank layer and KV-cache sizes")
-    num_heads = reader.need_int("num_attention_heads", "the attention-heads vs TP rule")
+    architecture = _architecture(path, data, raw)
+    model_type = reader.need_str("model_type", "choosing the model family's rules")
+    num_layers = reader.need_int("num_hidden_layers", "per-rank layer and KV-cache sizes",
+                                 maximum=MAX_LAYERS)
+    num_heads = reader.need_int("num_attention_heads", "the attention-heads vs TP rule",
+                                maximum=MAX_HEADS)
     vocab = reader.need_int("vocab_size", "the vocabulary-padding vs TP rule")
     max_pos = reader.int_or("max_position_embeddings", None, minimum=1)
+    hidden = reader.int_or("hidden_size", None, minimum=1)
 
     mla = None
     indexer = None
@@ -429,28 +549,31 @@ def parse_model(path):
     if reader.has("kv_lora_rank") or model_type in MLA_MODEL_TYPES:
         mla = {
             "q_heads": num_heads,
-            "kv_lora_rank": reader.need_int("kv_lora_rank", "the MLA latent KV-cache size"),
+            "kv_lora_rank": reader.need_int("kv_lora_rank", "the MLA latent KV-cache size",
+                                            maximum=MAX_HEADS),
             "qk_rope_head_dim": reader.need_int("qk_rope_head_dim",
-                                                "the MLA latent KV-cache size"),
-            "qk_nope_head_dim": reader.int_or("qk_nope_head_dim", 0),
-            "v_head_dim": reader.int_or("v_head_dim", 0),
-            "q_lora_rank": reader.get("q_lora_rank"),
+                                                "the MLA latent KV-cache size",
+                                                maximum=MAX_HEADS),
+            "qk_nope_head_dim": reader.int_or("qk_nope_head_dim", 0, maximum=MAX_HEADS),
+            "v_head_dim": reader.int_or("v_head_dim", 0, maximum=MAX_HEADS),
+            "q_lora_rank": reader.int_or("q_lora_rank", None),
         }
         if reader.has("index_topk"):
             full, basis = _indexer_layers(reader, num_layers)
             indexer = {
                 "topk": reader.need_int("index_topk", "the DSA indexer"),
-                "head_dim": reader.need_int("index_head_dim", "the DSA indexer cache size"),
-                "n_heads": reader.int_or("index_n_heads", 0),
+                "head_dim": reader.need_int("index_head_dim", "the DSA indexer cache size",
+                                            maximum=MAX_HEADS),
+                "n_heads": reader.int_or("index_n_heads", 0, maximum=MAX_HEADS),
                 "cache_layers": full,
                 "cache_layers_basis": basis,
             }
     else:
         attention = _attention_types(reader, num_layers, num_heads, model_type)
 
+    for field in MTP_COUNT_FIELDS:  # a malformed count is a config error
+        reader.int_or(field, 0, maximum=MAX_LAYERS)
     mtp = mtp_support(architecture, model_type, data)
-    if mtp.declared and mtp.field in data:
-        reader.int_or(mtp.field, 0)  # a malformed count is a config error
     # Without a declared count vLLM builds one MTP layer (the KV estimate uses it).
     mtp_layers = (mtp.layers if mtp.layers is not None else 1) if mtp.supported else 0
     mtp_field = mtp.field
@@ -461,8 +584,8 @@ def parse_model(path):
         mtp_attention = "sliding_window" if swa and architecture in FIXED_MTP_ARCHS else "full"
 
     moe, dense_layers = _moe(reader, num_layers)
-    dense_width = reader.get("intermediate_size") if moe is None or reader.has(
-        "moe_intermediate_size") else None
+    dense_width = reader.int_or("intermediate_size", None, minimum=1) if moe is None or \
+        reader.has("moe_intermediate_size") else None
     if moe is None:
         dense_layers = num_layers
     notes = []
@@ -485,7 +608,7 @@ def parse_model(path):
         model_type=model_type,
         architecture=architecture,
         num_layers=num_layers,
-        hidden_size=reader.get("hidden_size"),
+        hidden_size=hidden,
         vocab_size=vocab,
         max_position_embeddings=max_pos,
         num_attention_heads=num_heads,
@@ -521,6 +644,9 @@ def read_draft(spec):
     except ModelConfigError as exc:
         return {"path": path, "architecture": None, "error": exc.problem}
     data = _text_config(raw)
-    architectures = data.get("architectures") or raw.get("architectures") or [None]
-    return {"path": path, "architecture": architectures[0], "error": None,
+    try:
+        architecture = _architecture(path, data, raw)
+    except ModelConfigError as exc:
+        return {"path": path, "architecture": None, "error": str(exc)}
+    return {"path": path, "architecture": architecture, "error": None,
             "max_position_embeddings": data.get("max_position_embeddings")}

@@ -30,6 +30,19 @@ def cdiv(a, b):
     return -(-a // b)
 
 
+def divisors(n):
+    """The divisors of ``n`` in ascending order (O(sqrt n))."""
+    small, large = [], []
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            small.append(d)
+            if d * d != n:
+                large.append(n // d)
+        d += 1
+    return small + large[::-1]
+
+
 def gqa_ok(kv, tp):
     """vLLM QKVParallelLinear: KV heads divide over TP, or TP is a multiple of them."""
     return kv % tp == 0 or tp % kv == 0

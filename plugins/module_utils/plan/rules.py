@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import archs
 from .cudagraph import round_up
-from .padding import VOCAB_PADDING, gqa_ok, moe_alignment, quant_alignment
+from .padding import VOCAB_PADDING, divisors, gqa_ok, moe_alignment, quant_alignment
 from .patches import PATCHES
 
 
@@ -177,6 +177,27 @@ def _kv_heads(ctx):
                 "virtual_heads: true to pad KV heads with the q heads" % kv)
 
 
+@rule("gqa_group_per_rank", "worker",
+      "Query heads per rank are a multiple of KV heads per rank (every layer type)",
+      "vllm/model_executor/layers/attention/attention.py Attention.__init__ (assert num_heads "
+      "% num_kv_heads == 0, per rank)")
+def _gqa_group(ctx):
+    for entry in ctx.dims.attention:
+        q, kv = entry["q_heads"][1], entry["kv_heads"][1]
+        if entry["layer_type"] in ctx.dims.unpaddable or q % ctx.tp or not gqa_ok(kv, ctx.tp):
+            continue  # virtual_heads_grouping, attention_heads_tp or kv_heads_tp says why
+        q_rank, kv_rank = q // ctx.tp, max(1, kv // ctx.tp)
+        if q_rank % kv_rank:
+            yield _error(
+                "%s-attention layers: %d query heads per rank are not a multiple of %d KV heads "
+                "per rank (vLLM asserts 'num_heads (%d) is not divisible by num_kv_heads (%d)' "
+                "while building the model)" % (entry["layer_type"], q_rank, kv_rank, q_rank,
+                                               kv_rank),
+                "no tensor_parallel_size helps: %d query heads do not group over %d KV heads; "
+                "use a checkpoint whose num_attention_heads is a multiple of its "
+                "num_key_value_heads" % (q, kv))
+
+
 @rule("vocab_tp", "worker", "Padded vocabulary divides over TP",
       "vllm/model_executor/layers/vocab_parallel_embedding.py pad_vocab_size (64) and "
       "vocab_range_from_global_vocab_size (divide)")
@@ -331,8 +352,16 @@ def _dcp_tp(ctx):
     if ctx.tp % ctx.dcp:
         yield _error(
             "tp_size=%d must be divisible by dcp_size=%d." % (ctx.tp, ctx.dcp),
-            "use a decode_context_parallel_size that divides %d (e.g. %s)"
-            % (ctx.tp, ", ".join(str(d) for d in range(1, ctx.tp + 1) if ctx.tp % d == 0)))
+            "use a decode_context_parallel_size that divides %d (%s)"
+            % (ctx.tp, _some(divisors(ctx.tp))))
+
+
+def _some(values, limit=8):
+    """A short list for a message: the first ``limit`` values, then how many more."""
+    text = ", ".join(str(v) for v in values[:limit])
+    if len(values) > limit:
+        text += " and %d more" % (len(values) - limit)
+    return text
 
 
 @rule("dcp_gqa_kv_heads", "config", "DCP on GQA/MQA models uses only KV-head replicas",
@@ -828,14 +857,50 @@ def _kv_fits(ctx):
     if kv is None or kv.get("tokens") is None:
         return
     if not kv["fits_one_request"]:
+        fixes = ["raise kv_cache_memory_bytes to at least %d" % kv["bytes_one_request"]]
+        if kv["max_model_len_fit"] >= 1:
+            fixes.append("lower max_model_len to about %d" % kv["max_model_len_fit"])
+        dcp = _dcp_that_fits(ctx)
+        if dcp:
+            fixes.append("raise decode_context_parallel_size to %d (the DCP rules allow it "
+                         "here and one request then fits)" % dcp)
         yield _error(
             "To serve at least one request with the model's max seq len (%d), (%.2f GiB KV "
             "cache is needed, which is larger than the available KV cache memory (%.2f GiB)."
             % (ctx.max_model_len, kv["bytes_one_request"] / 2.0 ** 30,
                kv["memory_bytes"] / 2.0 ** 30),
-            "raise kv_cache_memory_bytes to at least %d, lower max_model_len to about %d, or "
-            "raise decode_context_parallel_size" % (kv["bytes_one_request"],
-                                                    kv["max_model_len_fit"]))
+            _alternatives(fixes))
+
+
+def _alternatives(fixes):
+    """"a, b or c" """
+    return fixes[0] if len(fixes) == 1 else ", ".join(fixes[:-1]) + " or " + fixes[-1]
+
+
+class _AtDcp(object):
+    """The plan's context as it would be at another decode_context_parallel_size."""
+
+    def __init__(self, ctx, dcp):
+        self._ctx = ctx
+        self.dcp = dcp
+
+    def __getattr__(self, name):
+        return getattr(self._ctx, name)
+
+
+def _dcp_that_fits(ctx):
+    """The smallest DCP above the plan's that every DCP rule allows and at which one request
+    fits the KV cache, or None (then a fix never suggests raising DCP)."""
+    dcp_rules = [r for r in RULES if r.id.startswith("dcp_")]
+    for dcp in divisors(ctx.tp):
+        if dcp <= ctx.dcp:
+            continue
+        trial = _AtDcp(ctx, dcp)
+        if any(f.severity == "error" for r in dcp_rules for f in r.run(trial)):
+            continue
+        if ctx.estimate_kv(dcp).get("fits_one_request"):
+            return dcp
+    return None
 
 
 @rule("kv_cache_budget", "plan", "A KV-cache budget is given so capacity can be checked",

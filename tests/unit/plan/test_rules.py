@@ -82,6 +82,10 @@ CASES = {
                     ("gqa", {}, {"tensor_parallel_size": 8, "nodes": 8}),
                     ("gqa", {"num_attention_heads": 48, "num_key_value_heads": 8},
                      {"tensor_parallel_size": 6, "nodes": 6})),
+    # vLLM asserts num_heads % num_kv_heads == 0 per rank: 64 q / 48 KV heads never group.
+    "gqa_group_per_rank": ("error",
+                           ("gqa", {"num_key_value_heads": 16}, {}),
+                           ("gqa", {"num_key_value_heads": 48}, {})),
     "vocab_tp": ("error",
                  ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4}),
                  ("gqa", {"num_attention_heads": 48, "num_key_value_heads": 6,

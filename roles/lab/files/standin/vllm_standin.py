@@ -27,6 +27,15 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The collection's plan package: next to this file in the lab image (build_standin.sh copies
+# it to /usr/local/lib/dgxspark/plan), plugins/module_utils/plan in the repository.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+for _lib in (_HERE, os.path.join(_HERE, "..", "..", "..", "..", "plugins", "module_utils")):
+    if os.path.isdir(os.path.join(_lib, "plan")):
+        sys.path.insert(0, os.path.abspath(_lib))
+        break
+from plan import engine, request  # noqa: E402  (the plan engine and its option list)
+
 BANNER = ("dgxspark lab stand-in for vLLM 0.33.0 serve: no GPU, no weights -- a simulation "
           "for the lab, not vLLM")
 ACCEPTANCE = [0.92, 0.78, 0.64, 0.52, 0.42, 0.34, 0.28, 0.22]
@@ -40,27 +49,45 @@ def log(message):
 
 
 def parse_args(argv):
+    """vllm serve's command line: the stand-in's own arguments, then every plan option that is
+    a vllm serve argument (plan/request.py OPTIONS), unset unless given."""
     parser = argparse.ArgumentParser(prog="vllm", description=BANNER)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve")
     serve.add_argument("model")
     for name, kind, default in (
             ("host", str, "0.0.0.0"), ("port", int, 8000), ("served-model-name", str, None),
-            ("tensor-parallel-size", int, 1), ("pipeline-parallel-size", int, 1),
-            ("decode-context-parallel-size", int, 1), ("speculative-config", str, None),
-            ("max-model-len", int, None), ("max-num-seqs", int, None),
-            ("max-num-batched-tokens", int, None), ("kv-cache-dtype", str, "auto"),
-            ("kv-cache-memory-bytes", int, None), ("block-size", int, None),
-            ("max-cudagraph-capture-size", int, None), ("distributed-executor-backend", str,
-                                                         None),
             ("api-key", str, None), ("gpu-memory-utilization", float, None)):
         serve.add_argument("--" + name, type=kind, default=default)
-    serve.add_argument("--cudagraph-capture-sizes", type=int, nargs="+")
-    serve.add_argument("--enforce-eager", action="store_true")
-    serve.add_argument("--async-scheduling", dest="async_scheduling", action="store_true",
-                       default=None)
-    serve.add_argument("--no-async-scheduling", dest="async_scheduling", action="store_false")
+    for option in request.OPTIONS.values():
+        if option.serve != request.SERVE:
+            continue
+        flag = "--" + option.name.replace("_", "-")
+        if option.kind.startswith("bool"):
+            serve.add_argument(flag, dest=option.name, action=argparse.BooleanOptionalAction,
+                               default=None)
+        elif option.kind == "list[int]?":
+            serve.add_argument(flag, dest=option.name, type=int, nargs="+")
+        elif option.kind == "dict?":
+            serve.add_argument(flag, dest=option.name, type=json.loads)
+        elif option.kind.startswith("int"):
+            serve.add_argument(flag, dest=option.name, type=int)
+        else:
+            serve.add_argument(flag, dest=option.name)
     return parser.parse_known_args(argv)
+
+
+def plan_options(args, model_dir, environ=None):
+    """The plan the command line and the environment describe: the engine arguments given,
+    the model, and the options vLLM reads from the environment (VLLM_ALLOW_LONG_MAX_MODEL_LEN)."""
+    environ = os.environ if environ is None else environ
+    options = {"model_config": model_dir}
+    for option in request.OPTIONS.values():
+        if option.serve == request.SERVE and getattr(args, option.name) is not None:
+            options[option.name] = getattr(args, option.name)
+        elif option.serve == request.ENV:
+            options[option.name] = environ.get(option.env) == "1"
+    return options
 
 
 class Metrics(object):
@@ -338,41 +365,26 @@ def watch_ranks(ranks, interval=5.0):
             os._exit(1)
 
 
-def kv_lines(args, model_dir):
-    sys.path.insert(0, "/usr/local/lib/dgxspark")
-    from plan import engine  # the collection's plan engine, copied into the lab image
-
-    spec = json.loads(args.speculative_config) if args.speculative_config else None
-    options = {"model_config": model_dir, "tensor_parallel_size": args.tensor_parallel_size,
-               "pipeline_parallel_size": args.pipeline_parallel_size,
-               "decode_context_parallel_size": args.decode_context_parallel_size,
-               "speculative_config": spec, "max_model_len": args.max_model_len,
-               "max_num_seqs": args.max_num_seqs,
-               "max_num_batched_tokens": args.max_num_batched_tokens,
-               "kv_cache_dtype": args.kv_cache_dtype,
-               "kv_cache_memory_bytes": args.kv_cache_memory_bytes,
-               "block_size": args.block_size, "async_scheduling": args.async_scheduling,
-               "max_cudagraph_capture_size": args.max_cudagraph_capture_size,
-               "cudagraph_capture_sizes": args.cudagraph_capture_sizes,
-               "enforce_eager": args.enforce_eager, "allow_long_max_model_len": True}
-    result = engine.evaluate(dict((k, v) for k, v in options.items() if v is not None))
-    return result
-
-
 def main(argv):
     args, unknown = parse_args(argv)
     log(BANNER)
     if unknown:
         log("stand-in: accepted and ignored vLLM flags: %s" % " ".join(unknown))
     name = args.served_model_name or args.model
-    spec = json.loads(args.speculative_config) if args.speculative_config else {}
-    world = args.tensor_parallel_size * args.pipeline_parallel_size
+    options = plan_options(args, args.model)
+    try:
+        plan = request.PlanRequest(options)
+    except ValueError as exc:  # the plan engine's input errors, as vLLM refuses bad arguments
+        log("ERROR %s" % exc)
+        raise SystemExit(2)
+    spec = plan.as_dict()["speculative_config"] or {}
+    world = plan.tensor_parallel_size * plan.pipeline_parallel_size
     log("vLLM API server version 0.33.0 (lab stand-in)")
     log("non-default args: model=%r tensor_parallel_size=%d pipeline_parallel_size=%d "
         "decode_context_parallel_size=%d speculative_config=%s" % (
-            args.model, args.tensor_parallel_size, args.pipeline_parallel_size,
-            args.decode_context_parallel_size, json.dumps(spec) if spec else None))
-    if args.distributed_executor_backend == "ray" or world > 1:
+            args.model, plan.tensor_parallel_size, plan.pipeline_parallel_size,
+            plan.decode_context_parallel_size, json.dumps(spec) if spec else None))
+    if plan.distributed_executor_backend == "ray" or world > 1:
         views, excluded, ranks = place_ranks(world, timeout=int(os.environ.get(
             "DGXSPARK_STANDIN_RAY_TIMEOUT", "120")))
         threading.Thread(target=watch_ranks, args=(ranks,), daemon=True).start()
@@ -380,7 +392,11 @@ def main(argv):
         for view in views:
             log("rank %(rank)d on %(hostname)s (%(node_ip)s): VLLM_HOST_IP=%(VLLM_HOST_IP)s "
                 "NCCL_IB_HCA=%(NCCL_IB_HCA)s NCCL_SOCKET_IFNAME=%(NCCL_SOCKET_IFNAME)s" % view)
-    result = kv_lines(args, args.model)
+    try:
+        result = engine.evaluate(options)
+    except ValueError as exc:  # an unreadable config.json
+        log("ERROR %s" % exc)
+        raise SystemExit(1)
     kv = result["kv_cache"]
     max_model_len = result["plan"]["max_model_len"]
     if not result["satisfiable"]:
