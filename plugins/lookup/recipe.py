@@ -91,7 +91,7 @@ class LookupModule(LookupBase):
                 "lab": self.get_option("lab"),
                 "fabric_topology": self.get_option("fabric_topology"),
             })
-        except recipe.RecipeError as exc:
+        except (recipe.RecipeError, ValueError) as exc:  # ValueError: the plan's InputError
             raise AnsibleLookupError("recipe %s: %s" % (terms[0], exc))
         except (OSError, yaml.YAMLError) as exc:
             raise AnsibleLookupError("recipe %s: cannot read it: %s" % (terms[0], exc))

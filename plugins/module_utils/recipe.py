@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import os
 
-from .cluster import engine_args
+from .cluster import engine_args, plan_env
 
 RECIPE_REQUIRED = {
     "recipe_name": str,
@@ -212,12 +212,10 @@ def inputs(recipe, overrides=None, context=None):
     context = context or {}
     given = check_overrides(overrides)
     site = effective(recipe, overrides)
-    try:
-        args = engine_args(site["plan"], site["serve_args"])
-    except ValueError as exc:
-        raise RecipeError("recipe_serve_args / dgxspark_serve_args", site["serve_args"],
-                          str(exc), "keep plan options in the plan (dgxspark_plan) and vLLM's "
-                          "serve-only arguments in the serve args")
+    # a plan key that is no plan option, a plan input among the serve args or a serve argument
+    # vLLM does not have fails here, naming the key and the closest valid one (InputError)
+    args = engine_args(site["plan"], site["serve_args"])
+    env = plan_env(site["plan"])
     profile = os.path.join(context.get("collection_root", "."), site["model_profile"])
     results = context.get("results_dir") or "results"
     lab = bool(context.get("lab"))
@@ -237,7 +235,8 @@ def inputs(recipe, overrides=None, context=None):
         "vllm_cluster_executor": site["plan"]["distributed_executor_backend"],
         "vllm_cluster_served_model_name": site["served_model_name"],
         "vllm_cluster_engine_args": args,
-        "vllm_cluster_env": site["env"],
+        # the environment the plan implies (VLLM_ALLOW_LONG_MAX_MODEL_LEN), then the recipe's
+        "vllm_cluster_env": dict(env, **site["env"]),
         "verify_smoke_extra_body": site["request_extra_body"],
         "benchmark_results_dir": results,
         "benchmark_extra_body": site["request_extra_body"],
