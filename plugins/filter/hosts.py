@@ -5,24 +5,49 @@
 from __future__ import annotations
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.findings import hosts
+from ansible_collections.dgxspark.cluster.plugins.plugin_utils.filters import named, need
 
 
+@named("socket_interface_findings")
 def socket_interface_findings(env, ip_json, node):
-    return hosts.socket_interfaces(node, env or {}, ip_json)
+    env = need("_input", env, dict, "give the node's environment (variable to value)")
+    if not isinstance(ip_json, (str, list, dict)):
+        need("ip_json", ip_json, dict, "give the output of ip -j addr show, or node_facts' "
+                                       "addresses")
+    return hosts.socket_interfaces(need("node", node, str, "give the node's name"), env, ip_json)
 
 
+@named("model_parity_findings")
 def model_parity_findings(manifests, model_dir, nodes):
-    """``manifests``: node -> model_manifest result."""
-    return hosts.model_parity(model_dir, list(nodes), dict(manifests or {}))
+    manifests = need("_input", manifests, dict, "give node name -> model_manifest result")
+    nodes = need("nodes", nodes, list, "give the nodes, head first")
+    for node in nodes:
+        result = manifests.get(node)
+        if result is not None and not isinstance(result, dict):
+            need("_input.%s" % node, result, dict, "give the model_manifest module's result")
+    return hosts.model_parity(need("model_dir", model_dir, str, "give the model directory"),
+                              nodes, manifests)
 
 
+@named("preflight_findings")
 def preflight_findings(nodes, facts, settings):
     """``facts``: node -> node_facts result; ``settings``: see findings.hosts.preflight."""
-    return hosts.preflight(list(nodes), dict(facts or {}), dict(settings or {}))
+    nodes = need("_input", nodes, list, "give the nodes, head first")
+    if not nodes:
+        raise ValueError("_input=[]: no nodes. Fix: list the Sparks in the group sparks")
+    facts = need("facts", facts, dict, "give node name -> node_facts result")
+    settings = need("settings", settings, dict, "give the preflight settings")
+    for key in ("min_kernel", "min_driver", "mem_floor_gib", "model_dir", "fallback_model_config"):
+        if key not in settings:
+            raise ValueError("settings.%s is missing. Fix: give it (see the preflight role)" % key)
+    return hosts.preflight(nodes, facts, settings)
 
 
+@named("hca_findings")
 def hca_findings(env, selection, node):
-    return hosts.planned_hca(node, env or {}, selection or {})
+    env = need("_input", env, dict, "give the node's planned NCCL environment")
+    selection = need("selection", selection or {}, dict, "give rdma_facts' selection")
+    return hosts.planned_hca(need("node", node, str, "give the node's name"), env, selection)
 
 
 class FilterModule(object):

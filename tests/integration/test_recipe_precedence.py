@@ -105,3 +105,30 @@ def test_bad_input_fails_before_any_host_is_contacted(project, extra, expect):
     assert proc.returncode != 0
     assert expect in proc.stdout, proc.stdout[-3000:]
     assert "UNREACHABLE" not in proc.stdout
+
+
+def run_site(project, *extra):
+    return subprocess.run(["ansible-playbook", "-i", str(project / "inventory"),
+                           str(ROOT / "site.yml"), *extra], capture_output=True, text=True,
+                          cwd=str(ROOT), timeout=300)
+
+
+def test_site_proves_the_plan_before_any_spark_is_contacted(project):
+    # GLM-5.2 at TP3: 64 heads do not divide by 3. The hosts are unreachable: the run must stop
+    # at the plan, on the controller, never at a connection.
+    proc = run_site(project, "-e", "dgxspark_recipe=glm52", "-e",
+                    '{"dgxspark_plan": {"tensor_parallel_size": 3, "nodes": 3, '
+                    '"decode_context_parallel_size": 1}}')
+    assert proc.returncode != 0
+    assert "attention_heads_tp" in proc.stdout, proc.stdout[-3000:]
+    assert "UNREACHABLE" not in proc.stdout
+
+
+def test_site_without_a_sparks_group_says_so(tmp_path):
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {
+        "node1": {"ansible_host": "192.0.2.1"}}}}))
+    proc = subprocess.run(["ansible-playbook", "-i", str(tmp_path / "hosts.yml"),
+                           str(ROOT / "site.yml")], capture_output=True, text=True,
+                          cwd=str(ROOT), timeout=300)
+    assert proc.returncode != 0
+    assert "The inventory has no host in the group sparks" in proc.stdout, proc.stdout[-2000:]

@@ -205,3 +205,18 @@ def test_the_planned_hca_list_must_be_the_devices_discovery_found():
         "rocep1s0f0")
     # no RoCE devices (the lab): nothing to compare
     assert hosts.planned_hca("spark1", env, {}) == []
+
+
+def test_the_filters_name_a_malformed_argument():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.dgxspark.cluster.plugins.filter import hosts as filters
+    cases = [
+        (lambda: filters.socket_interface_findings("x", "[]", "spark1"), "socket_interface_findings: _input='x'"),
+        (lambda: filters.model_parity_findings({"spark1": 3}, "/m", ["spark1"]), "_input.spark1=3"),
+        (lambda: filters.preflight_findings([], {}, {}), "no nodes"),
+        (lambda: filters.preflight_findings(["a"], {}, {"min_kernel": "6"}), "settings.min_driver is missing"),
+        (lambda: filters.hca_findings({}, [1], "spark1"), "selection=[1]"),
+    ]
+    for call, expect in cases:
+        with pytest.raises(AnsibleFilterError, match=expect.replace("[", r"\[")):
+            call()
