@@ -176,6 +176,8 @@ def _required_patches(ctx):
     need = list(ctx.dims.patches)
     if ctx.dcp > 1 and ctx.uses_mtp and not ctx.build.draft_inherits_dcp:
         need.append("draft-dcp-inherit")
+    if ctx.pp > 1 and ctx.build.platform == "cpu":
+        need.append("cpu-eager-pp")
     return need
 
 

@@ -9,8 +9,9 @@ plan engine decides which ids a plan needs; a plan that needs a patch the image 
 declare is not satisfiable.
 
 ``shipped`` patches come with the collection as ``roles/vllm_image/files/patches/<id>/
-<vLLM version>.patch`` (unified diffs against that release's ``vllm/`` package); the others
-must be supplied for the base image in use (``vllm_image_extra_patches``).
+<vLLM release>.patch`` (unified diffs against that release's ``vllm/`` package) for the
+``releases`` listed; the others must be supplied for the base image in use
+(``vllm_image_extra_patches``).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ PATCHES = {
         "required_by_rule": "dcp_mtp_draft_inherit",
         "lets_pass": ["dcp_mtp_draft_inherit"],
         "shipped": True,
+        "releases": ["0.32.0", "0.33.0"],
     },
     "virtual-heads": {
         "summary": "Virtual TP: pads attention heads, KV heads, vocab and dense widths with "
@@ -74,6 +76,25 @@ PATCHES = {
         "required_by_rule": "virtual_heads_patches",
         "lets_pass": [],
         "shipped": True,
+        "releases": ["0.33.0"],
+    },
+    "cpu-eager-pp": {
+        "summary": "vLLM's CPU runner allocates the buffers a later pipeline stage receives into "
+                   "when it runs eager.",
+        "fixes": (
+            "vLLM 0.32.0's CPUModelRunner never warms up in eager mode (CompilationMode.NONE), "
+            "and the warm-up is where the GPU runner allocates intermediate_tensors: with "
+            "pipeline parallelism every stage after the first fails its first request "
+            "(AssertionError in sync_and_gather_intermediate_tensors; the engine dies with "
+            "KeyError on the request). Found by the lab's TP2 x PP2 scenario on the CPU engine."
+        ),
+        "evidence": "vllm 0.32.0 vllm/v1/worker/cpu_model_runner.py load_model and "
+                    "warming_up_model; vllm/v1/worker/gpu_model_runner.py _dummy_run",
+        "required_when": "pipeline_parallel_size > 1 on vLLM's CPU build (the lab's engine)",
+        "required_by_rule": "pp_cpu_eager",
+        "lets_pass": ["pp_cpu_eager"],
+        "shipped": True,
+        "releases": ["0.32.0"],
     },
 }
 
