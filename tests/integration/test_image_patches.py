@@ -233,3 +233,44 @@ def test_virtual_heads_patch_passes_the_padding_on_to_the_mtp_draft(sources, tmp
     # Without the marker the draft's override is vLLM's own.
     assert funcs["_draft_virtual_heads"](draft_override, {"architectures": ["X"]}) \
         is draft_override
+
+
+@pytest.mark.parametrize("version", sorted(p.stem for p in PATCH_DIR.glob("virtual-heads/*.patch")))
+def test_virtual_heads_patch_splits_a_fused_qkv_by_the_checkpoint_s_heads(sources, tmp_path,
+                                                                          version):
+    """MiMo V2.5's qkv_proj is fused on disk: the padded layer (96 q / 6 KV heads at TP3) splits
+    the checkpoint's [Q | K | V] rows by the checkpoint's 64 / 4 heads, which follow from the
+    rows because padding keeps the grouping; rows that are no whole groups are refused."""
+    src = tmp_path / "src"
+    shutil.copytree(sources(version), src)
+    assert run_patch(src, PATCH_DIR / "virtual-heads" / ("%s.patch" % version)).returncode == 0
+    tree = ast.parse((src / "vllm/model_executor/layers/linear.py").read_text())
+    layer = next(node for node in tree.body
+                 if isinstance(node, ast.ClassDef) and node.name == "QKVParallelLinear")
+    method = next(node for node in layer.body
+                  if isinstance(node, ast.FunctionDef) and node.name == "_checkpoint_heads")
+    method.returns = None
+    for arg in method.args.args:
+        arg.annotation = None
+
+    class BlockQuantScaleParameter(object):
+        pass
+
+    namespace = {"BlockQuantScaleParameter": BlockQuantScaleParameter}
+    exec(compile(ast.Module(body=[method], type_ignores=[]), "linear.py", "exec"), namespace)
+    split = namespace["_checkpoint_heads"]
+    layer = types.SimpleNamespace(virtual_heads=True, total_num_heads=96, total_num_kv_heads=6,
+                                  head_size=192, v_head_size=128)
+    param = types.SimpleNamespace(output_dim=0)
+    rows = 64 * 192 + 4 * 192 + 4 * 128
+    assert split(layer, param, types.SimpleNamespace(shape=(rows, 4096))) == (64, 4)
+    # Packed along the rows (two values per byte): the same heads.
+    packed = types.SimpleNamespace(output_dim=0, packed_dim=0, packed_factor=2)
+    assert split(layer, packed, types.SimpleNamespace(shape=(rows // 2, 4096))) == (64, 4)
+    with pytest.raises(ValueError, match="not whole"):
+        split(layer, param, types.SimpleNamespace(shape=(rows + 192, 4096)))
+    with pytest.raises(NotImplementedError):
+        split(layer, BlockQuantScaleParameter(), types.SimpleNamespace(shape=(rows, 32)))
+    # Without virtual heads the layer's own heads, as upstream.
+    layer.virtual_heads = False
+    assert split(layer, param, types.SimpleNamespace(shape=(rows, 4096))) == (96, 6)

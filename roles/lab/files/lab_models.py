@@ -107,7 +107,6 @@ def make_mimo_v2(out, spec, config):
     def rand(*shape, std=scale):
         return (torch.randn(*shape, generator=generator) * std).contiguous()
 
-
     hidden = config["hidden_size"]
     dense = config["intermediate_size"]
     out_scale = scale / 64  # o_proj and down_proj: small next to the embeddings
