@@ -186,7 +186,7 @@ def test_virtual_heads_patch_pads_the_config_the_plan_engine_planned(sources, tm
     a malformed marker) is refused."""
     logged = []
     funcs = patched_function(sources, tmp_path, version, "vllm/config/model.py",
-                             ["_apply_virtual_heads"],
+                             ["_apply_virtual_heads", "_check_virtual_heads_tp"],
                              {"logger": types.SimpleNamespace(info=lambda *a: logged.append(a))})
     config, overrides = tiny_mimo_padding()
     marker = overrides["virtual_heads"]
@@ -211,6 +211,11 @@ def test_virtual_heads_patch_pads_the_config_the_plan_engine_planned(sources, tm
     plain = types.SimpleNamespace(**config)
     funcs["_apply_virtual_heads"](plain, plain)
     assert plain.num_attention_heads == config["num_attention_heads"]
+    # The padding runs at the TP it was planned for, and only there.
+    funcs["_check_virtual_heads_tp"](hf_config, 3)
+    with pytest.raises(ValueError, match="for tensor parallel size 3, not 1"):
+        funcs["_check_virtual_heads_tp"](hf_config, 1)
+    funcs["_check_virtual_heads_tp"](plain, 1)
 
 
 @pytest.mark.parametrize("version", sorted(p.stem for p in PATCH_DIR.glob("virtual-heads/*.patch")))
