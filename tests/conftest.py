@@ -27,6 +27,21 @@ def root():
     return ROOT
 
 
+def recipe_engine_args(recipe):
+    """A recipe's vllm serve engine arguments as site.yml renders them: the plan proven by the
+    plan engine with the bundled profile, whose padding (virtual heads) joins --hf-overrides."""
+    import yaml
+
+    from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
+    from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
+
+    data = yaml.safe_load((ROOT / "recipes/vars" / ("%s.yml" % recipe)).read_text())
+    result = engine.evaluate(dict(data["recipe_plan"],
+                                  model_config=str(ROOT / data["recipe_model_profile"])))
+    return cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"],
+                               result["padding"])
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """Write a config.json built from a base and overrides; returns its directory."""

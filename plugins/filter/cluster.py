@@ -26,9 +26,9 @@ def ray_start_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
                             int(object_store_memory))
 
 
-def vllm_engine_args(plan, serve_args=None):
+def vllm_engine_args(plan, serve_args=None, padding=None):
     try:
-        return cluster.engine_args(plan, serve_args)
+        return cluster.engine_args(plan, serve_args, padding)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc))
 

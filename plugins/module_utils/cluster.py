@@ -37,10 +37,15 @@ PLAN_ONLY = frozenset([
 ])
 
 
-def engine_args(plan, serve_args=None):
+def engine_args(plan, serve_args=None, padding=None):
     """vllm serve's engine arguments of a plan: the plan's vLLM options (everything but
     PLAN_ONLY) and the serve-only arguments (attention backend, parsers, ...) on top.
-    A serve argument that contradicts the plan is refused: the plan is what preflight proved."""
+    A serve argument that contradicts the plan is refused: the plan is what preflight proved.
+
+    ``padding`` is the plan engine's padding of this plan (``vllm_plan``'s ``padding``
+    result). A plan with ``virtual_heads`` needs it: when it pads, its ``hf_overrides``
+    (the ``virtual_heads`` marker the shipped virtual-heads patch reads) joins the serve
+    arguments' ``hf_overrides``."""
     args = dict((k, v) for k, v in (plan or {}).items() if k not in PLAN_ONLY and v is not None)
     for key, value in (serve_args or {}).items():
         if key in PLAN_ONLY:
@@ -50,6 +55,18 @@ def engine_args(plan, serve_args=None):
             raise ValueError("serve argument %s=%r contradicts the plan's %s=%r: change the plan "
                              "(preflight checks the plan)" % (key, value, key, args[key]))
         args[key] = value
+    if (plan or {}).get("virtual_heads") and padding is None:
+        raise ValueError("the plan has virtual_heads: true, and vLLM needs the padding the plan "
+                         "engine computes for it (vllm_plan's padding result): run the preflight "
+                         "stage first (site.yml runs it with every tag)")
+    if padding and padding.get("applied"):
+        overrides = dict(args.get("hf_overrides") or {})
+        for key, value in padding["hf_overrides"].items():
+            if key in overrides and overrides[key] != value:
+                raise ValueError("serve argument hf_overrides.%s contradicts the plan engine's "
+                                 "padding: drop it (the padding comes from the plan)" % key)
+            overrides[key] = value
+        args["hf_overrides"] = overrides
     return args
 
 

@@ -17,8 +17,9 @@ import yaml
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.patches import PATCHES
 
-from conftest import ROOT
+from conftest import ROOT, recipe_engine_args
 
 GLM_PUBLISHED = r"""
 --model /models --tokenizer /models --served-model-name glm-5.2 --trust-remote-code
@@ -100,6 +101,11 @@ GLM_EXPLAINED = {
 
 MIMO_EXPLAINED = {
     **MP_EXPLAINED,
+    "--hf-overrides": "the published architectures override plus the virtual_heads marker: the "
+                      "plan engine's padding (64/4 -> 96/6 full, 64/8 -> 96/12 SWA, experts "
+                      "2048 -> 2304, dense 16384 -> 16416), which the shipped virtual-heads "
+                      "patch reads; the published mod padded by its own rule behind "
+                      "VLLM_MIMO_V2_TP3_VIRTUAL_HEADS=1",
     "--decode-context-parallel-size": "the plan states vLLM's default DCP 1 explicitly",
     "--host": "binds the head's inventory address (vllm_cluster_api_host), not 0.0.0.0",
     "--gpu-memory-utilization": "replaced by the explicit --kv-cache-memory-bytes 19521699840: "
@@ -113,6 +119,12 @@ MIMO_EXPLAINED = {
 RAY_ENV_EXPLAINED = {
     "RAY_memory_monitor_refresh_ms": "no Ray in the mp launch",
     "RAY_DEDUP_LOGS": "no Ray in the mp launch",
+}
+
+MIMO_ENV_EXPLAINED = {
+    "VLLM_MIMO_V2_TP3_VIRTUAL_HEADS": "the published mod's switch; the shipped virtual-heads "
+                                      "patch takes the plan engine's padding from "
+                                      "--hf-overrides instead",
 }
 
 GLM_ENV_EXPLAINED = {
@@ -159,7 +171,7 @@ def rendered(recipe):
     """The head's vllm serve command line as the vllm_cluster role renders it."""
     data = load(recipe)
     args = {"distributed_executor_backend": executor(data)}
-    args.update(cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"]))
+    args.update(recipe_engine_args(recipe))
     model = "/models/" + data["recipe_model_dir"].rsplit("/", 1)[1]
     launch = None
     if executor(data) == "mp" and data["recipe_plan"]["nodes"] > 1:
@@ -186,6 +198,8 @@ def differences(ours, published):
 @pytest.mark.parametrize("recipe, published, explained", [
     ("glm52", GLM_PUBLISHED, GLM_EXPLAINED),
     ("mimo_v25", MIMO_PUBLISHED, MIMO_EXPLAINED),
+    # site.yml's default plan is the published MiMo V2.5 TP3 / MTP2 plan.
+    ("site", MIMO_PUBLISHED, MIMO_EXPLAINED),
 ])
 def test_serve_command_matches_the_published_one_or_says_why(recipe, published, explained):
     argv, ours = rendered(recipe)
@@ -206,7 +220,8 @@ def test_glm_speculative_config_keeps_the_published_method_and_tokens():
 
 @pytest.mark.parametrize("recipe, published, explained", [
     ("glm52", GLM_PUBLISHED_ENV, GLM_ENV_EXPLAINED),
-    ("mimo_v25", MIMO_PUBLISHED_ENV, {}),
+    ("mimo_v25", MIMO_PUBLISHED_ENV, MIMO_ENV_EXPLAINED),
+    ("site", MIMO_PUBLISHED_ENV, MIMO_ENV_EXPLAINED),
 ])
 def test_environment_matches_the_published_one_or_says_why(recipe, published, explained):
     data = load(recipe)
@@ -224,12 +239,54 @@ def test_environment_matches_the_published_one_or_says_why(recipe, published, ex
         assert ours[key] == published[key], key
 
 
-@pytest.mark.parametrize("recipe", ["glm52", "mimo_v25", "site"])
+RECIPES = ["glm52", "mimo_v25", "mimo_v25_pp3", "site", "tiny", "tiny_mimo"]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_plan_passes_preflight_as_published(recipe):
     data = load(recipe)
     result = engine.evaluate(dict(data["recipe_plan"], model_config=str(
         ROOT / data["recipe_model_profile"])))
     assert result["satisfiable"], result["violations"]
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_passes_preflight_with_the_shipped_patches_its_image_carries(recipe):
+    """What site.yml's preflight checks: the plan with the patches of the image the recipe
+    builds (recipe_image_patches), every one shipped for the image's vLLM release."""
+    data = load(recipe)
+    release = "0.32.0" if recipe.startswith("tiny") else "0.33.0"
+    for pid in data["recipe_image_patches"]:
+        assert PATCHES[pid]["shipped"], pid
+        assert (ROOT / "roles/vllm_image/files/patches" / pid / ("%s.patch" % release)).is_file()
+    plan = dict(data["recipe_plan"], vllm_patches=data["recipe_image_patches"],
+                model_config=str(ROOT / data["recipe_model_profile"]))
+    result = engine.evaluate(plan)
+    assert result["satisfiable"], result["violations"]
+    assert not result["patches"]["missing"]
+
+
+def test_site_s_default_plan_is_the_published_mimo_tp3_mtp2_plan():
+    assert (ROOT / "recipes/vars/site.yml").resolve() == (ROOT / "recipes/vars/mimo_v25.yml")
+    plan = load("site")["recipe_plan"]
+    assert (plan["tensor_parallel_size"], plan["pipeline_parallel_size"], plan["virtual_heads"],
+            plan["speculative_config"]) == (3, 1, True, {"method": "mtp",
+                                                         "num_speculative_tokens": 2})
+    assert load("mimo_v25_pp3")["recipe_plan"]["pipeline_parallel_size"] == 3
+
+
+def test_mimo_padding_reaches_vllm_as_hf_overrides():
+    _, ours = rendered("mimo_v25")
+    overrides = json.loads(ours["--hf-overrides"])
+    assert overrides["architectures"] == ["MiMoV2OmniForCausalLM"]
+    assert overrides["virtual_heads"] == {"tensor_parallel_size": 3, "padding": {
+        "num_attention_heads": [64, 96], "num_key_value_heads": [4, 6],
+        "swa_num_attention_heads": [64, 96], "swa_num_key_value_heads": [8, 12],
+        "moe_intermediate_size": [2048, 2304], "intermediate_size": [16384, 16416]}}
+    # Without the padding (no preflight) a virtual-heads plan is not rendered at all.
+    data = load("mimo_v25")
+    with pytest.raises(ValueError, match="virtual_heads"):
+        cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"])
 
 
 @pytest.mark.parametrize("recipe, change, rule", [
@@ -241,6 +298,7 @@ def test_recipe_plan_passes_preflight_as_published(recipe):
     ("glm52", {"tensor_parallel_size": 1, "pipeline_parallel_size": 3, "nodes": 3,
                "decode_context_parallel_size": 1}, "pp_mtp"),
     ("mimo_v25", {"virtual_heads": False}, "attention_heads_tp"),
+    ("mimo_v25", {"vllm_patches": ["sink-padding"]}, "virtual_heads_patches"),
 ])
 def test_known_bad_variants_fail_preflight(recipe, change, rule):
     data = load(recipe)
@@ -251,7 +309,6 @@ def test_known_bad_variants_fail_preflight(recipe, change, rule):
     assert rule in {v["rule"] for v in result["violations"]}, result["violations"]
 
 
-def test_site_serve_args_are_consistent_with_its_plan():
-    for recipe in ("glm52", "mimo_v25", "site"):
-        data = load(recipe)
-        cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"])
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_site_serve_args_are_consistent_with_its_plan(recipe):
+    recipe_engine_args(recipe)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from . import cudagraph, kvcache
 from .builds import resolve_build
 from .model import parse_model, read_draft
-from .padding import plan_dims
+from .padding import SERVED_BY, plan_dims, vllm_overrides
 from .request import (PlanRequest, SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS,
                       SPARK_DEFAULT_MAX_NUM_SEQS)
 from .rules import run_rules, v1_async_incompatibility
@@ -140,8 +140,11 @@ def _padding(ctx):
     dims = ctx.dims
     if not dims.applied:
         return {"applied": False, "needed": kvcache_needs_padding(ctx), "patches": []}
+    parts = list(dims.padded) + (["sinks"] if "sink-padding" in dims.patches else [])
     out = {"applied": True, "padded": list(dims.padded), "patches": list(dims.patches),
-           "tensor_parallel_size": ctx.tp}
+           "served_by": dict((part, SERVED_BY[part]) for part in parts),
+           "tensor_parallel_size": ctx.tp,
+           "hf_overrides": vllm_overrides(dims, ctx.tp)}
     if dims.mla_q_heads:
         out["attention"] = [{"layer_type": "mla", "q_heads": list(dims.mla_q_heads)}]
     else:
