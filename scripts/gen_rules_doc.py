@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import differential  # noqa: E402
 
 TARGET = ROOT / "docs" / "preflight-rules.md"
+PATCH_DIR = ROOT / "roles" / "vllm_image" / "files" / "patches"
 
 
 def agreement_section():
@@ -71,11 +72,17 @@ def render():
                                               rule.source.replace("|", "/")))
     out += [""] + agreement_section()
     out += ["", "## Image patches", "",
-            "| patch id | what it does | required when | evidence |", "|---|---|---|---|"]
+            "Shipped patches are `roles/vllm_image/files/patches/<id>/<vLLM release>.patch`, "
+            "applied by the `vllm_image` role with `patch --forward` (a patch that does not "
+            "apply fails the build).", "",
+            "| patch id | what it does | required when | evidence | shipped for vLLM |",
+            "|---|---|---|---|---|"]
     for pid in sorted(PATCHES):
         p = PATCHES[pid]
-        out.append("| `%s` | %s %s | %s | %s |" % (pid, p["summary"], p["fixes"],
-                                                  p["required_when"], p["evidence"]))
+        releases = sorted(path.stem for path in (PATCH_DIR / pid).glob("*.patch"))
+        out.append("| `%s` | %s %s | %s | %s | %s |" % (
+            pid, p["summary"], p["fixes"], p["required_when"], p["evidence"],
+            ", ".join(releases) if releases else "not shipped"))
     out += ["", "## vLLM build profiles", "",
             "`vllm_build` names one of these (default `%s`) or gives a capability dict." %
             DEFAULT_BUILD, "",

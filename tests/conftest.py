@@ -27,6 +27,18 @@ def root():
     return ROOT
 
 
+def recipe_engine_args(recipe):
+    """A recipe's vllm serve engine arguments as site.yml renders them (the recipe lookup's
+    module_utils/recipe.py: the plan proven with the bundled profile, whose virtual-head
+    padding joins --hf-overrides)."""
+    import yaml
+
+    from ansible_collections.dgxspark.cluster.plugins.module_utils import recipe as recipes
+
+    data = yaml.safe_load((ROOT / "recipes/vars" / ("%s.yml" % recipe)).read_text())
+    return recipes.inputs(data, None, {"collection_root": str(ROOT)})["vllm_cluster_engine_args"]
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """Write a config.json built from a base and overrides; returns its directory."""

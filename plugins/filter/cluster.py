@@ -26,8 +26,8 @@ def ray_start_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
 
 
 @named("vllm_engine_args")
-def vllm_engine_args(plan, serve_args=None):
-    return cluster.engine_args(plan, serve_args)
+def vllm_engine_args(plan, serve_args=None, padding=None):
+    return cluster.engine_args(plan, serve_args, padding)
 
 
 @named("vllm_plan_env")

@@ -50,8 +50,18 @@ def hca_findings(env, selection, node):
     return hosts.planned_hca(need("node", node, str, "give the node's name"), env, selection)
 
 
+@named("padding_findings")
+def padding_findings(engine_padding, plan_padding, model_config):
+    if engine_padding is not None:
+        need("_input", engine_padding, dict, "give the engine's hf_overrides padding, or none")
+    if plan_padding is not None:
+        need("plan_padding", plan_padding, dict, "give vllm_plan's padding result")
+    return hosts.padding_agreement(engine_padding, plan_padding, str(model_config))
+
+
 class FilterModule(object):
     def filters(self):
         return {"socket_interface_findings": socket_interface_findings,
                 "model_parity_findings": model_parity_findings,
-                "preflight_findings": preflight_findings, "hca_findings": hca_findings}
+                "preflight_findings": preflight_findings, "hca_findings": hca_findings,
+                "padding_findings": padding_findings}

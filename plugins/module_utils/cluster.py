@@ -126,9 +126,14 @@ def _sequence_parallelism_in(serve_args):
     return None if value is None else bool(value)
 
 
-def engine_args(plan, serve_args=None):
+def engine_args(plan, serve_args=None, padding=None):
     """vllm serve's engine arguments of a plan: the plan's options that are vllm serve
     arguments and the serve-only arguments (attention backend, parsers, ...) on top.
+
+    ``padding`` is the plan engine's padding of this plan (``vllm_plan``'s ``padding``
+    result). A plan with ``virtual_heads`` needs it: when it pads, its ``hf_overrides``
+    (the ``virtual_heads`` marker the shipped virtual-heads patch reads) joins the serve
+    arguments' ``hf_overrides``.
 
     Refused, naming the key and the closest valid name: a plan key that is not a plan option;
     a serve argument that is a plan input (the plan is what preflight proved), vLLM does not
@@ -154,6 +159,21 @@ def engine_args(plan, serve_args=None):
                           _SP_PASS[1]),
             "make them agree: sequence_parallelism is plan-only (vLLM 0.33 has no such flag "
             "and no such pass); on an older build that has the pass, set both")
+    if plan.get("virtual_heads") and padding is None:
+        raise CommandLineError(
+            "plan.virtual_heads", True, "vLLM needs the padding the plan engine computes for it",
+            "give the plan engine's padding (vllm_plan's padding result; in site.yml the "
+            "dgxspark.cluster.recipe lookup computes it from the recipe's model profile)")
+    if padding and padding.get("applied"):
+        overrides = dict(args.get("hf_overrides") or {})
+        for key, value in padding["hf_overrides"].items():
+            if key in overrides and overrides[key] != value:
+                raise CommandLineError(
+                    "serve_args.hf_overrides.%s" % key, overrides[key],
+                    "contradicts the plan engine's padding",
+                    "drop it from the serve arguments: the padding comes from the plan")
+            overrides[key] = value
+        args["hf_overrides"] = overrides
     return args
 
 

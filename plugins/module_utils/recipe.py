@@ -22,6 +22,7 @@ import difflib
 import os
 
 from .cluster import engine_args, plan_env
+from .plan.engine import evaluate
 
 RECIPE_REQUIRED = {
     "recipe_name": str,
@@ -203,6 +204,17 @@ def judged_plan(site, build_profile=None, patches=None):
     return plan
 
 
+def engine_padding(plan, profile):
+    """The virtual-head padding vLLM gets (``--hf-overrides``) for ``plan`` (as judged), from
+    the recipe's bundled model profile; None when the plan asks for no virtual heads or TP
+    divides every dimension. Host preflight proves the same plan with the head's own
+    config.json and fails if that padding differs (findings/hosts.padding_findings)."""
+    if not plan.get("virtual_heads"):
+        return None
+    padding = evaluate(dict(plan, model_config=profile))["padding"]
+    return padding if padding.get("applied") else None
+
+
 def inputs(recipe, overrides=None, context=None):
     """The roles' input variables for ``recipe`` (validated) with ``overrides`` applied.
 
@@ -212,14 +224,15 @@ def inputs(recipe, overrides=None, context=None):
     context = context or {}
     given = check_overrides(overrides)
     site = effective(recipe, overrides)
+    profile = os.path.join(context.get("collection_root", "."), site["model_profile"])
+    plan = judged_plan(site)
+    padding = engine_padding(plan, profile)
     # a plan key that is no plan option, a plan input among the serve args or a serve argument
     # vLLM does not have fails here, naming the key and the closest valid one (InputError)
-    args = engine_args(site["plan"], site["serve_args"])
+    args = engine_args(site["plan"], site["serve_args"], padding or {"applied": False})
     env = plan_env(site["plan"])
-    profile = os.path.join(context.get("collection_root", "."), site["model_profile"])
     results = context.get("results_dir") or "results"
     lab = bool(context.get("lab"))
-    plan = judged_plan(site)
     summary = {"recipe": site["name"], "plan": site["plan"], "image_patches": site["image"]["patches"],
                "image_build_profile": site["image"]["build_profile"], "lab": lab}
     return {
@@ -229,6 +242,8 @@ def inputs(recipe, overrides=None, context=None):
         "preflight_fallback_model_config": profile,
         "preflight_image_patches": site["image"]["patches"],
         "preflight_image_build": site["image"]["build_profile"],
+        # the padding the engine arguments carry: host preflight checks the head's model pads the same
+        "preflight_engine_padding": (padding or {}).get("hf_overrides"),
         "vllm_image_patches": site["image"]["patches"],
         "vllm_image_build_profile": site["image"]["build_profile"],
         "vllm_cluster_model_dir": site["model_dir"],

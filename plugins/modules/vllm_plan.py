@@ -132,8 +132,11 @@ options:
     description:
       - Allow virtual-head padding when TP does not divide the heads, vocabulary or MoE width
         (for example 64 q / 4 kv heads at TP 3 become 96 / 6). The padded plan needs the image
-        patches it names (C(virtual-heads), C(moe-zero-fill), C(sink-padding)).
-      - Plan only, not passed to C(vllm serve) (the image's patches do the padding).
+        patches it names (C(virtual-heads), C(moe-zero-fill), C(sink-padding); the collection
+        ships them for vLLM 0.33.0 and 0.32.0), and vLLM gets the padding as C(--hf-overrides)
+        (RV(padding) C(hf_overrides), which the C(dgxspark.cluster.vllm_engine_args) filter
+        merges in).
+      - Plan only, not passed to C(vllm serve) as a flag (the image's patches do the padding).
     type: bool
     default: false
   vllm_patches:
@@ -323,6 +326,9 @@ padding:
     - Virtual-head padding; C(applied) tells whether any dimension was padded, then the padded
       q/kv heads per layer type with per-rank counts, sink-vector length per rank, padded vocab,
       MoE and dense widths, the KV bytes the pad heads cost and the patches needed.
+    - C(served_by) names the image patch that serves each padded part (heads, vocab, moe,
+      dense, sinks); C(hf_overrides) is the padding as vLLM takes it (C(--hf-overrides), read by
+      the C(virtual-heads) patch), per config field the checkpoint's value and the padded one.
   returned: success or failure after the plan was read
   type: dict
   sample:
@@ -331,6 +337,12 @@ padding:
     attention:
       - {layer_type: full, q_heads: [64, 96], kv_heads: [4, 6], q_per_rank: 32, kv_per_rank: 2}
     patches: [virtual-heads, moe-zero-fill, sink-padding]
+    served_by: {heads: virtual-heads, vocab: virtual-heads, moe: moe-zero-fill,
+                dense: virtual-heads, sinks: sink-padding}
+    hf_overrides:
+      virtual_heads:
+        tensor_parallel_size: 3
+        padding: {num_attention_heads: [64, 96], num_key_value_heads: [4, 6]}
 per_rank:
   description: Per-rank heads for every layer type, vocab, MoE and dense widths, layers per PP stage.
   returned: success or failure after the plan was read

@@ -13,12 +13,11 @@ import os
 import subprocess
 
 import pytest
-import yaml
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster
 
 from oracle_env import MARKS, ORACLE, SCRIPT
-from conftest import ROOT
+from conftest import recipe_engine_args
 
 pytestmark = MARKS
 
@@ -41,10 +40,9 @@ print("ORACLE-JSON" + json.dumps(out))
 
 def recipe_argvs():
     out = []
-    for recipe in ("site", "glm52", "mimo_v25"):
-        data = yaml.safe_load((ROOT / "recipes/vars" / ("%s.yml" % recipe)).read_text())
+    for recipe in ("mimo_v25_pp3", "glm52", "mimo_v25"):
         args = {"distributed_executor_backend": "ray"}
-        args.update(cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"]))
+        args.update(recipe_engine_args(recipe))
         argv = cluster.serve_argv("/models/m", args, "m", "10.0.0.1", 8000)
         out.append((recipe, args, argv[2:]))  # the parser takes what follows `vllm serve`
     extra = {"enforce_eager": False, "async_scheduling": False, "disable_log_stats": False,

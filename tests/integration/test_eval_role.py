@@ -69,7 +69,10 @@ def test_a_run_writes_its_json_and_table_and_passes_the_recipes_gate(tmp_path, s
     assert runner.status == "successful", runner.stdout.read()
     (path,) = saved(tmp_path)
     doc = json.loads(path.read_text())
-    assert doc["meta"]["label"] == "site" and doc["meta"]["context"]["recipe"] == "site"
+    # The default recipe (recipes/vars/site.yml links to the MiMo V2.5 TP3 recipe) names it.
+    default = yaml.safe_load((ROOT / "recipes/vars/site.yml").read_text())["recipe_name"]
+    assert default == "mimo_v25"
+    assert doc["meta"]["label"] == default and doc["meta"]["context"]["recipe"] == default
     assert doc["meta"]["model"] == "MiMo-V2.5-NVFP4" and doc["meta"]["lab"] is False
     assert doc["aggregate"]["quality"] == 100.0
     (table,) = task_results(runner, "Eval | Show the results")

@@ -227,6 +227,33 @@ def test_sequence_parallelism_is_never_a_flag_and_must_agree_with_compilation_co
         cluster.engine_args({}, {"compilation_config": json.dumps(on["compilation_config"])})
 
 
+PADDING = {"applied": True, "hf_overrides": {"virtual_heads": {
+    "tensor_parallel_size": 3, "padding": {"num_attention_heads": [64, 96]}}}}
+
+
+def test_engine_args_hand_the_plan_engine_s_padding_to_vllm():
+    plan = {"tensor_parallel_size": 3, "virtual_heads": True}
+    serve = {"hf_overrides": {"architectures": ["MiMoV2OmniForCausalLM"]}}
+    args = cluster.engine_args(plan, serve, PADDING)
+    assert args["hf_overrides"] == {"architectures": ["MiMoV2OmniForCausalLM"],
+                                    **PADDING["hf_overrides"]}
+    assert serve["hf_overrides"] == {"architectures": ["MiMoV2OmniForCausalLM"]}  # untouched
+    # Virtual heads allowed but nothing padded (TP divides): no marker.
+    args = cluster.engine_args(plan, serve, {"applied": False, "needed": False})
+    assert args["hf_overrides"] == {"architectures": ["MiMoV2OmniForCausalLM"]}
+    # A plan without virtual heads needs no padding.
+    assert "hf_overrides" not in cluster.engine_args({"tensor_parallel_size": 4})
+
+
+def test_engine_args_refuse_a_virtual_heads_plan_without_its_padding():
+    with pytest.raises(ValueError, match="vllm_plan's padding result"):
+        cluster.engine_args({"tensor_parallel_size": 3, "virtual_heads": True}, {})
+    with pytest.raises(ValueError, match="contradicts the plan engine's padding"):
+        cluster.engine_args({"tensor_parallel_size": 3, "virtual_heads": True},
+                            {"hf_overrides": {"virtual_heads": {"tensor_parallel_size": 1}}},
+                            PADDING)
+
+
 def test_the_ray_free_launch_renders_the_head_and_headless_workers():
     args = {"tensor_parallel_size": 3, "distributed_executor_backend": "mp"}
     head = cluster.serve_argv("/models/tiny", args, "tiny", "10.99.0.11", 8000,

@@ -216,7 +216,31 @@ def test_the_filters_name_a_malformed_argument():
         (lambda: filters.preflight_findings([], {}, {}), "no nodes"),
         (lambda: filters.preflight_findings(["a"], {}, {"min_kernel": "6"}), "settings.min_driver is missing"),
         (lambda: filters.hca_findings({}, [1], "spark1"), "selection=[1]"),
+        (lambda: filters.padding_findings([1], {}, "/m"), "padding_findings: _input=[1]"),
+        (lambda: filters.padding_findings(None, "x", "/m"), "plan_padding='x'"),
     ]
     for call, expect in cases:
         with pytest.raises(AnsibleFilterError, match=expect.replace("[", r"\[")):
             call()
+
+
+def test_the_engine_padding_must_be_the_padding_of_the_model_proven():
+    """The recipe lookup pads with the bundled profile; the head's own model must pad the same,
+    computed by the plan engine for both (real model configs, not made-up paddings)."""
+    from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
+
+    from conftest import ROOT
+    plan = {"nodes": 3, "tensor_parallel_size": 3, "virtual_heads": True,
+            "vllm_patches": ["virtual-heads", "moe-zero-fill", "sink-padding"]}
+    mimo = engine.evaluate(dict(plan, model_config=str(ROOT / "recipes/models/mimo-v2.5-nvfp4")))
+    tiny = engine.evaluate(dict(plan, model_config=str(ROOT / "recipes/models/dgxspark-tiny-mimo")))
+    assert mimo["padding"]["applied"] and tiny["padding"]["applied"]
+    engine_padding = mimo["padding"]["hf_overrides"]
+    assert hosts.padding_agreement(engine_padding, mimo["padding"], "/models/mimo") == []
+    found = hosts.padding_agreement(engine_padding, tiny["padding"], "/models/other")
+    assert len(found) == 1 and "/models/other" in found[0] and "recipe_model_profile" in found[0]
+    # nothing padded on either side agrees; padding on one side only does not
+    unpadded = {"applied": False, "needed": False, "patches": []}
+    assert hosts.padding_agreement(None, unpadded, "m") == []
+    assert hosts.padding_agreement(None, mimo["padding"], "m")
+    assert hosts.padding_agreement(engine_padding, unpadded, "m")

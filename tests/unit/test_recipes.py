@@ -17,8 +17,9 @@ import yaml
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster, recipe
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.patches import PATCHES
 
-from conftest import ROOT
+from conftest import ROOT, recipe_engine_args
 
 GLM_PUBLISHED = r"""
 --model /models --tokenizer /models --served-model-name glm-5.2 --trust-remote-code
@@ -100,6 +101,11 @@ GLM_EXPLAINED = {
 
 MIMO_EXPLAINED = {
     **MP_EXPLAINED,
+    "--hf-overrides": "the published architectures override plus the virtual_heads marker: the "
+                      "plan engine's padding (64/4 -> 96/6 full, 64/8 -> 96/12 SWA, experts "
+                      "2048 -> 2304, dense 16384 -> 16416), which the shipped virtual-heads "
+                      "patch reads; the published mod padded by its own rule behind "
+                      "VLLM_MIMO_V2_TP3_VIRTUAL_HEADS=1",
     "--decode-context-parallel-size": "the plan states vLLM's default DCP 1 explicitly",
     "--host": "binds the head's inventory address (vllm_cluster_api_host), not 0.0.0.0",
     "--gpu-memory-utilization": "replaced by the explicit --kv-cache-memory-bytes 19521699840: "
@@ -113,6 +119,12 @@ MIMO_EXPLAINED = {
 RAY_ENV_EXPLAINED = {
     "RAY_memory_monitor_refresh_ms": "no Ray in the mp launch",
     "RAY_DEDUP_LOGS": "no Ray in the mp launch",
+}
+
+MIMO_ENV_EXPLAINED = {
+    "VLLM_MIMO_V2_TP3_VIRTUAL_HEADS": "the published mod's switch; the shipped virtual-heads "
+                                      "patch takes the plan engine's padding from "
+                                      "--hf-overrides instead",
 }
 
 GLM_ENV_EXPLAINED = {
@@ -189,6 +201,8 @@ def differences(ours, published):
 @pytest.mark.parametrize("recipe, published, explained", [
     ("glm52", GLM_PUBLISHED, GLM_EXPLAINED),
     ("mimo_v25", MIMO_PUBLISHED, MIMO_EXPLAINED),
+    # site.yml's default plan is the published MiMo V2.5 TP3 / MTP2 plan.
+    ("site", MIMO_PUBLISHED, MIMO_EXPLAINED),
 ])
 def test_serve_command_matches_the_published_one_or_says_why(recipe, published, explained):
     argv, ours = rendered(recipe)
@@ -209,7 +223,8 @@ def test_glm_speculative_config_keeps_the_published_method_and_tokens():
 
 @pytest.mark.parametrize("recipe, published, explained", [
     ("glm52", GLM_PUBLISHED_ENV, GLM_ENV_EXPLAINED),
-    ("mimo_v25", MIMO_PUBLISHED_ENV, {}),
+    ("mimo_v25", MIMO_PUBLISHED_ENV, MIMO_ENV_EXPLAINED),
+    ("site", MIMO_PUBLISHED_ENV, MIMO_ENV_EXPLAINED),
 ])
 def test_environment_matches_the_published_one_or_says_why(recipe, published, explained):
     data = load(recipe)
@@ -227,15 +242,53 @@ def test_environment_matches_the_published_one_or_says_why(recipe, published, ex
         assert ours[key] == published[key], key
 
 
-@pytest.mark.parametrize("name", ["glm52", "mimo_v25", "site", "tiny"])
+RECIPES = ["glm52", "mimo_v25", "mimo_v25_pp3", "site", "tiny", "tiny_mimo"]
+
+
+@pytest.mark.parametrize("name", RECIPES)
 def test_recipe_plan_passes_preflight_on_its_image(name):
+    """What site.yml's preflight checks: the plan with the build profile and the patches of
+    the image the recipe builds, every patch shipped for the image's vLLM release."""
     roles = inputs(name)
     plan = roles["preflight_plan"]
     # one verdict: the build profile and patches are the image's, in every role's input
     assert plan["vllm_build"] == roles["vllm_image_build_profile"] == roles["preflight_image_build"]
     assert plan["vllm_patches"] == sorted(roles["vllm_image_patches"])
+    release = "0.32.0" if name.startswith("tiny") else "0.33.0"
+    for pid in roles["vllm_image_patches"]:
+        assert PATCHES[pid]["shipped"], pid
+        assert (ROOT / "roles/vllm_image/files/patches" / pid / ("%s.patch" % release)).is_file()
     result = engine.evaluate(dict(plan, model_config=roles["preflight_fallback_model_config"]))
     assert result["satisfiable"], result["violations"]
+    assert not result["patches"]["missing"]
+
+
+def test_site_s_default_plan_is_the_published_mimo_tp3_mtp2_plan():
+    assert (ROOT / "recipes/vars/site.yml").resolve() == (ROOT / "recipes/vars/mimo_v25.yml")
+    plan = load("site")["recipe_plan"]
+    assert (plan["tensor_parallel_size"], plan["pipeline_parallel_size"], plan["virtual_heads"],
+            plan["speculative_config"]) == (3, 1, True, {"method": "mtp",
+                                                         "num_speculative_tokens": 2})
+    assert load("mimo_v25_pp3")["recipe_plan"]["pipeline_parallel_size"] == 3
+
+
+def test_mimo_padding_reaches_vllm_as_hf_overrides():
+    _, ours = rendered("mimo_v25")
+    overrides = json.loads(ours["--hf-overrides"])
+    assert overrides["architectures"] == ["MiMoV2OmniForCausalLM"]
+    assert overrides["virtual_heads"] == {"tensor_parallel_size": 3, "padding": {
+        "num_attention_heads": [64, 96], "num_key_value_heads": [4, 6],
+        "swa_num_attention_heads": [64, 96], "swa_num_key_value_heads": [8, 12],
+        "moe_intermediate_size": [2048, 2304], "intermediate_size": [16384, 16416]}}
+    # host preflight is told the same padding, to compare with the head's model
+    assert inputs("mimo_v25")["preflight_engine_padding"] == {"virtual_heads": overrides["virtual_heads"]}
+    # Without the padding a virtual-heads plan is not rendered at all.
+    data = load("mimo_v25")
+    with pytest.raises(ValueError, match="virtual_heads"):
+        cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"])
+    # Without virtual heads (the PP3 plan) nothing is padded and preflight expects nothing.
+    assert "virtual_heads" not in rendered("mimo_v25_pp3")[1]["--hf-overrides"]
+    assert inputs("mimo_v25_pp3")["preflight_engine_padding"] is None
 
 
 PUBLISHED_GLM = "glm52-b12x-eldritch"
@@ -255,6 +308,7 @@ PUBLISHED_GLM = "glm52-b12x-eldritch"
                                  "nodes": 3, "decode_context_parallel_size": 1},
                "dgxspark_image_build_profile": PUBLISHED_GLM}, "pp_mtp"),
     ("mimo_v25", {"dgxspark_plan": {"virtual_heads": False}}, "attention_heads_tp"),
+    ("mimo_v25", {"dgxspark_image_patches": ["sink-padding"]}, "virtual_heads_patches"),
 ])
 def test_known_bad_variants_fail_preflight(name, overrides, rule):
     roles = inputs(name, overrides)
@@ -264,7 +318,6 @@ def test_known_bad_variants_fail_preflight(name, overrides, rule):
     assert rule in {v["rule"] for v in result["violations"]}, result["violations"]
 
 
-def test_site_serve_args_are_consistent_with_its_plan():
-    for name in ("glm52", "mimo_v25", "site", "tiny"):
-        data = load(name)
-        cluster.engine_args(data["recipe_plan"], data["recipe_serve_args"])
+@pytest.mark.parametrize("name", RECIPES)
+def test_site_serve_args_are_consistent_with_its_plan(name):
+    inputs(name)

@@ -219,3 +219,19 @@ def planned_hca(node, env, selection):
             % (node, ",".join(planned) or "empty", ",".join(found),
                ", ".join("%s=%s" % (n, e.get("rdma")) for n, e in sorted((selection or {}).items())
                          if isinstance(e, dict)))]
+
+
+def padding_agreement(engine_padding, plan_padding, model_config):
+    """The virtual-head padding the engine arguments carry (``engine_padding``: the recipe's,
+    computed from its bundled model profile; None when none) against the padding of the plan
+    proven with the model the head really has (``plan_padding``: vllm_plan's ``padding``).
+    vLLM would pad the head's model with the recipe's numbers: a model with other head counts,
+    vocabulary or widths than the bundled profile loads with wrong shapes. Empty when they
+    agree."""
+    proven = (plan_padding or {}).get("hf_overrides") if (plan_padding or {}).get("applied") else None
+    if (engine_padding or None) == (proven or None):
+        return []
+    return ["padding: the engine arguments pad with %s (from the recipe's bundled model profile), "
+            "but the model proven (%s) pads with %s: give the recipe a model profile with this "
+            "model's config.json (recipe_model_profile), or serve the model the recipe describes"
+            % (engine_padding or "nothing", model_config, proven or "nothing")]

@@ -15,7 +15,7 @@ from . import cudagraph, kvcache
 from .builds import resolve_build
 from .errors import PlanInputError
 from .model import parse_model, read_draft
-from .padding import divisors, plan_dims
+from .padding import SERVED_BY, divisors, plan_dims, vllm_overrides
 from .request import (PlanRequest, SPARK_DEFAULT_MAX_NUM_BATCHED_TOKENS,
                       SPARK_DEFAULT_MAX_NUM_SEQS)
 from .rules import run_rules, v1_async_incompatibility
@@ -146,8 +146,11 @@ def _padding(ctx):
     dims = ctx.dims
     if not dims.applied:
         return {"applied": False, "needed": kvcache_needs_padding(ctx), "patches": []}
+    parts = list(dims.padded) + (["sinks"] if "sink-padding" in dims.patches else [])
     out = {"applied": True, "padded": list(dims.padded), "patches": list(dims.patches),
-           "tensor_parallel_size": ctx.tp}
+           "served_by": dict((part, SERVED_BY[part]) for part in parts),
+           "tensor_parallel_size": ctx.tp,
+           "hf_overrides": vllm_overrides(dims, ctx.tp)}
     if dims.mla_q_heads:
         out["attention"] = [{"layer_type": "mla", "q_heads": list(dims.mla_q_heads)}]
     else:
@@ -182,6 +185,8 @@ def _required_patches(ctx):
     need = list(ctx.dims.patches)
     if ctx.dcp > 1 and ctx.uses_mtp and not ctx.build.draft_inherits_dcp:
         need.append("draft-dcp-inherit")
+    if ctx.pp > 1 and ctx.build.platform == "cpu":
+        need.append("cpu-eager-pp")
     return need
 
 

@@ -40,13 +40,18 @@ MLA_MODEL_TYPES = frozenset([
 
 
 class AttentionType(object):
-    """One kind of attention layer (all layers of the kind share head counts)."""
+    """One kind of attention layer (all layers of the kind share head counts).
+
+    ``fields`` names the config.json fields that hold its q and KV head counts (what virtual
+    heads pad: ``swa_num_attention_heads`` / ``swa_num_key_value_heads`` for MiMo's
+    sliding-window layers)."""
 
     __slots__ = ("name", "num_layers", "q_heads", "kv_heads", "head_dim", "v_head_dim",
-                 "sliding_window", "sinks")
+                 "sliding_window", "sinks", "fields")
 
     def __init__(self, name, num_layers, q_heads, kv_heads, head_dim, v_head_dim,
-                 sliding_window=None, sinks=False):
+                 sliding_window=None, sinks=False,
+                 fields=("num_attention_heads", "num_key_value_heads")):
         self.name = name
         self.num_layers = num_layers
         self.q_heads = q_heads
@@ -55,6 +60,7 @@ class AttentionType(object):
         self.v_head_dim = v_head_dim
         self.sliding_window = sliding_window
         self.sinks = sinks
+        self.fields = tuple(fields)
 
     def as_dict(self):
         return dict((key, getattr(self, key)) for key in self.__slots__)
@@ -460,7 +466,8 @@ def _attention_types(reader, num_layers, num_heads, model_type):
             types.append(AttentionType(
                 "sliding_window", swa_layers, swa_q, swa_kv, swa_hd, swa_vhd,
                 sliding_window=window,
-                sinks=bool(reader.get("add_swa_attention_sink_bias", False))))
+                sinks=bool(reader.get("add_swa_attention_sink_bias", False)),
+                fields=("swa_num_attention_heads", "swa_num_key_value_heads")))
         return types
 
     layer_types = reader.get("layer_types")
@@ -488,10 +495,12 @@ def _moe(reader, num_layers):
             break
     if experts is None:
         return None, 0
-    width = reader.int_or("moe_intermediate_size", None, minimum=1)
+    field = "moe_intermediate_size"
+    width = reader.int_or(field, None, minimum=1)
     if width is None:
         # MiniMax-style configs keep the per-expert width in intermediate_size.
-        width = reader.need_int("intermediate_size", "the MoE expert width "
+        field = "intermediate_size"
+        width = reader.need_int(field, "the MoE expert width "
                                 "(moe_intermediate_size is absent)")
     freq = reader.get("moe_layer_freq")
     if isinstance(freq, list):
@@ -503,6 +512,7 @@ def _moe(reader, num_layers):
         "experts_per_token": reader.int_or("num_experts_per_tok", 0, maximum=MAX_HEADS),
         "shared_experts": reader.int_or("n_shared_experts", 0, maximum=MAX_HEADS),
         "intermediate_size": width,
+        "field": field,
     }, dense_layers
 
 

@@ -18,12 +18,27 @@ nothing. The padded counts must:
 * pad the vocabulary to a multiple of lcm(64, TP), the MoE expert width per rank to the
   quantization group / kernel alignment, and dense MLP widths to TP;
 * give attention-sink vectors the padded per-rank head count (32, not 64 // 3 = 21).
+
+How the padding reaches vLLM: ``vllm_overrides`` turns it into ``--hf-overrides
+'{"virtual_heads": {"tensor_parallel_size": 3, "padding": {"num_attention_heads": [64, 96],
+...}}}'``, the input of the shipped ``virtual-heads`` patch (vLLM pads the config fields to
+these values, refusing a config whose fields differ from the checkpoint values listed, and
+its weight loaders zero-fill what lies past the checkpoint's end). The vocabulary is no
+config field: the patched vLLM pads it to a multiple of lcm(64, TP), as ``padded_vocab``.
+Which shipped patch serves which padded part is ``SERVED_BY``.
 """
 from __future__ import annotations
 
 from .cudagraph import lcm, round_up
 
 VOCAB_PADDING = 64  # vLLM DEFAULT_VOCAB_PADDING_SIZE (vocab_parallel_embedding.py)
+
+# Padded part -> the image patch that makes vLLM run it (roles/vllm_image/files/patches/):
+# virtual-heads pads the config and zero-fills the pad heads' q/k/v rows and o_proj columns,
+# the vocabulary and the dense widths; moe-zero-fill loads the padded expert width with a
+# true-zero tail; sink-padding sizes the sink vectors to the padded heads per rank.
+SERVED_BY = {"heads": "virtual-heads", "vocab": "virtual-heads", "dense": "virtual-heads",
+             "moe": "moe-zero-fill", "sinks": "sink-padding"}
 
 
 def cdiv(a, b):
@@ -112,6 +127,7 @@ class Dims(object):
         self.moe = None          # (original, effective) expert width
         self.dense = None        # (original, effective) dense MLP width
         self.padded = []         # which of heads / vocab / moe / dense were padded
+        self.fields = {}         # config.json field -> (original, effective), what vLLM pads
         self.unpaddable = []     # layer kinds whose grouping cannot be kept
         self.patches = []        # patch ids the padding needs
 
@@ -131,6 +147,7 @@ def plan_dims(model, build, tp, virtual_heads):
         dims.mla_q_heads = (q, eff)
         if eff != q:
             dims.padded.append("heads")
+            dims.fields["num_attention_heads"] = (q, eff)
     else:
         by_q = {}
         for t in model.attention:
@@ -147,11 +164,13 @@ def plan_dims(model, build, tp, virtual_heads):
                 if target is None:
                     dims.unpaddable.extend(t.name for t in group)
                     continue
-                for entry in dims.attention:
+                for entry, kind in zip(dims.attention, model.attention):
                     if entry["q_heads"][0] == q:
                         ratio = q // entry["kv_heads"][0]
                         entry["q_heads"] = (q, target)
                         entry["kv_heads"] = (entry["kv_heads"][0], target // ratio)
+                        dims.fields[kind.fields[0]] = entry["q_heads"]
+                        dims.fields[kind.fields[1]] = entry["kv_heads"]
             if any(e["q_heads"][0] != e["q_heads"][1] for e in dims.attention):
                 dims.padded.append("heads")
     # Vocabulary.
@@ -169,6 +188,7 @@ def plan_dims(model, build, tp, virtual_heads):
         if pad and not moe_ok(width, tp, align):
             eff = round_up(cdiv(width, tp), align) * tp
             dims.padded.append("moe")
+            dims.fields[model.moe["field"]] = (width, eff)
         dims.moe = (width, eff)
     # Dense MLP width (dense layers and shared experts use column-parallel linears).
     if model.dense_intermediate_size:
@@ -178,6 +198,7 @@ def plan_dims(model, build, tp, virtual_heads):
         if pad and (width % tp or (width // tp) % align):
             eff = round_up(cdiv(width, tp), align) * tp
             dims.padded.append("dense")
+            dims.fields["intermediate_size"] = (width, eff)
         dims.dense = (width, eff)
     # Patches the padding needs.
     if dims.padded:
@@ -187,3 +208,20 @@ def plan_dims(model, build, tp, virtual_heads):
     if "heads" in dims.padded and model.has_sinks:
         dims.patches.append("sink-padding")
     return dims
+
+
+def vllm_overrides(dims, tp):
+    """The padding as the patched vLLM takes it: ``hf_overrides`` (a dict for
+    ``--hf-overrides``), or None when nothing is padded.
+
+    ``{"virtual_heads": {"tensor_parallel_size": TP, "padding": {field: [original,
+    padded]}}}`` lists every padded config.json field; the shipped ``virtual-heads`` patch
+    (vllm/config/model.py ``_apply_virtual_heads``) pads them, refuses a model whose fields
+    hold other values than ``original`` or a TP other than ``TP``, passes the marker on to
+    the MTP draft, and pads the vocabulary to lcm(64, TP) (no field: ``padded_vocab``).
+    """
+    if not dims.applied:
+        return None
+    padding = dict((field, [pair[0], pair[1]]) for field, pair in sorted(dims.fields.items())
+                   if pair[0] != pair[1])
+    return {"virtual_heads": {"tensor_parallel_size": tp, "padding": padding}}

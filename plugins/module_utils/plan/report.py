@@ -4,6 +4,8 @@
 """Plain-words rendering of a plan result and of the suggestion table."""
 from __future__ import annotations
 
+import json
+
 
 def _fmt_int(value):
     if value is None:
@@ -40,31 +42,43 @@ def render(result, title=None):
 
     pad = result["padding"]
     if pad["applied"]:
-        lines.append("virtual heads: padded %s" % ", ".join(pad["padded"]))
+        served = pad["served_by"]
+
+        def by(part):
+            return " [%s]" % served[part] if part in served else ""
+
+        lines.append("virtual heads: padded %s (the patch serving each part in brackets)"
+                     % ", ".join(pad["padded"]))
         for item in pad.get("attention", []):
             if "kv_heads" in item:
-                text = "  %s layers: q %d -> %d, kv %d -> %d (%d q / %d kv per rank)" % (
+                text = "  %s layers: q %d -> %d, kv %d -> %d (%d q / %d kv per rank)%s" % (
                     item["layer_type"], item["q_heads"][0], item["q_heads"][1],
                     item["kv_heads"][0], item["kv_heads"][1], item["q_per_rank"],
-                    item["kv_per_rank"])
+                    item["kv_per_rank"], by("heads"))
                 if "sink_len_per_rank" in item:
-                    text += ", sink vector %d per rank" % item["sink_len_per_rank"]
+                    text += ", sink vector %d per rank%s" % (item["sink_len_per_rank"],
+                                                            by("sinks"))
                 lines.append(text)
             else:
-                lines.append("  %s heads: %d -> %d" % (item["layer_type"], item["q_heads"][0],
-                                                       item["q_heads"][1]))
-        lines.append("  vocab %s -> %s" % (_fmt_int(pad["vocab"][0]), _fmt_int(pad["vocab"][1])))
+                lines.append("  %s heads: %d -> %d%s" % (
+                    item["layer_type"], item["q_heads"][0], item["q_heads"][1], by("heads")))
+        lines.append("  vocab %s -> %s%s" % (_fmt_int(pad["vocab"][0]), _fmt_int(pad["vocab"][1]),
+                                             by("vocab")))
         if "moe_intermediate" in pad:
-            lines.append("  MoE expert width %s -> %s" % tuple(
-                _fmt_int(v) for v in pad["moe_intermediate"]))
+            lines.append("  MoE expert width %s -> %s%s" % (
+                _fmt_int(pad["moe_intermediate"][0]), _fmt_int(pad["moe_intermediate"][1]),
+                by("moe")))
         if "dense_intermediate" in pad:
-            lines.append("  dense MLP width %s -> %s" % tuple(
-                _fmt_int(v) for v in pad["dense_intermediate"]))
+            lines.append("  dense MLP width %s -> %s%s" % (
+                _fmt_int(pad["dense_intermediate"][0]), _fmt_int(pad["dense_intermediate"][1]),
+                by("dense")))
         if pad.get("kv_pad_bytes_per_token") is not None:
             lines.append("  pad KV heads cost %s bytes per token per rank (%.0f%% of the "
                          "full-attention KV)" % (_fmt_int(pad["kv_pad_bytes_per_token"]),
                                                  100 * (pad.get("kv_pad_fraction") or 0)))
         lines.append("  patches needed: %s" % ", ".join(pad["patches"]))
+        lines.append("  vLLM gets the padding as --hf-overrides '%s'" % json.dumps(
+            pad["hf_overrides"], separators=(",", ":")))
     elif pad.get("needed"):
         lines.append("virtual heads: off (this TP would need them)")
 

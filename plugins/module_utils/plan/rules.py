@@ -428,6 +428,21 @@ def _dcp_interleave(ctx):
             "set cp_kv_cache_interleave_size: 1 when DCP runs with MTP")
 
 
+@rule("pp_cpu_eager", "worker",
+      "Pipeline stages on vLLM's CPU build have their receive buffers",
+      "vllm 0.32.0 vllm/v1/worker/cpu_model_runner.py (no warm-up in eager mode, so no "
+      "intermediate_tensors); patch catalog cpu-eager-pp")
+def _pp_cpu(ctx):
+    if ctx.pp <= 1 or ctx.build.platform != "cpu" or "cpu-eager-pp" in ctx.image_patches:
+        return
+    yield _error(
+        "pipeline_parallel_size %d on build %s: its CPU runner runs eager and never allocates "
+        "the buffers a later stage receives hidden states into, so the first request kills the "
+        "engine (AssertionError, then KeyError on the request)" % (ctx.pp, ctx.build.name),
+        "build the image with patch 'cpu-eager-pp' and list it in the image's patches, or use "
+        "pipeline_parallel_size: 1")
+
+
 @rule("dcp_mtp_draft_inherit", "worker",
       "Under DCP the MTP draft inherits decode_context_parallel_size",
       "vllm/config/speculative.py create_draft_parallel_config (draft dcp=1); "

@@ -7,7 +7,8 @@ from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import cudag
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.builds import resolve_build
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import PlanInputError
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.model import parse_model
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.padding import plan_dims
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.padding import (
+    plan_dims, vllm_overrides)
 
 from conftest import GLM, MIMO
 
@@ -139,6 +140,37 @@ def test_no_padding_when_tp_divides():
 def test_kv_replication_allowed_without_padding(write_config):
     dims = plan_dims(parse_model(write_config("gqa")), V033, 8, True)
     assert not dims.applied  # 4 KV heads replicated twice at TP 8
+
+
+def test_padding_reaches_vllm_as_the_config_fields_it_pads():
+    dims = plan_dims(parse_model(MIMO), V033, 3, True)
+    assert vllm_overrides(dims, 3) == {"virtual_heads": {"tensor_parallel_size": 3, "padding": {
+        "num_attention_heads": [64, 96], "num_key_value_heads": [4, 6],
+        "swa_num_attention_heads": [64, 96], "swa_num_key_value_heads": [8, 12],
+        "moe_intermediate_size": [2048, 2304], "intermediate_size": [16384, 16416]}}}
+
+
+def test_padding_overrides_name_only_the_fields_that_change(write_config):
+    # layer_types model: both layer kinds share num_attention_heads / num_key_value_heads.
+    path = write_config("gqa", num_hidden_layers=2, sliding_window=128,
+                        layer_types=["sliding_attention", "full_attention"])
+    dims = plan_dims(parse_model(path), V033, 3, True)
+    assert vllm_overrides(dims, 3)["virtual_heads"]["padding"] == {
+        "num_attention_heads": [64, 96], "num_key_value_heads": [4, 6],
+        "intermediate_size": [14336, 14337]}
+    # MLA: the q heads; MiniMax-style MoE width in intermediate_size.
+    glm = plan_dims(parse_model(GLM), V033, 6, True)
+    assert vllm_overrides(glm, 6)["virtual_heads"]["padding"]["num_attention_heads"] == [64, 66]
+    minimax = write_config("gqa", n_routed_experts=8, num_experts_per_tok=2,
+                           intermediate_size=1000)
+    padded = vllm_overrides(plan_dims(parse_model(minimax), V033, 3, True), 3)
+    assert padded["virtual_heads"]["padding"]["intermediate_size"][0] == 1000
+    assert "moe_intermediate_size" not in padded["virtual_heads"]["padding"]
+
+
+def test_no_overrides_when_nothing_is_padded():
+    assert vllm_overrides(plan_dims(parse_model(MIMO), V033, 4, True), 4) is None
+    assert vllm_overrides(plan_dims(parse_model(MIMO), V033, 3, False), 3) is None
 
 
 # --- KV cache --------------------------------------------------------------------------

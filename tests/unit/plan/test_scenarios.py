@@ -51,6 +51,10 @@ def test_mimo_tp3_virtual_heads_padding():
     assert pad["vocab"] == [152576, 152640]
     assert pad["moe_intermediate"] == [2048, 2304]
     assert pad["patches"] == ["virtual-heads", "moe-zero-fill", "sink-padding"]
+    assert pad["served_by"] == {"heads": "virtual-heads", "vocab": "virtual-heads",
+                                "moe": "moe-zero-fill", "dense": "virtual-heads",
+                                "sinks": "sink-padding"}
+    assert pad["hf_overrides"]["virtual_heads"]["tensor_parallel_size"] == 3
     per = result["per_rank"]["attention"]
     assert [(a["q_heads"], a["kv_heads"]) for a in per] == [(32, 2), (32, 4)]
     assert pad["kv_pad_bytes_per_token"] > 0
