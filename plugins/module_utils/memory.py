@@ -200,7 +200,8 @@ def engine_figures(log_text):
             rank["weights_gib"] = float(match.group("gib"))
         elif what == "cpu":
             rank["kv_cache_gib"] = float(match.group("gib"))
-            rank["kv_source"] = "cpu %s" % match.group("how").lower()
+            rank["kv_source"] = "cpu explicit" if match.group("how") == "Explicitly" \
+                else "cpu auto"
             if match.group("nonkv"):
                 rank["non_kv_gib"] = float(match.group("nonkv"))
         else:
