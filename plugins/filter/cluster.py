@@ -35,6 +35,11 @@ def vllm_plan_env(plan):
     return cluster.plan_env(plan)
 
 
+@named("ray_placement_env")
+def ray_placement_env(strategy):
+    return cluster.ray_placement_env(strategy)
+
+
 @named("docker_run_argv")
 def docker_run_argv(command, name, image, settings):
     return cluster.docker_run(command, name, image, settings)
@@ -54,5 +59,6 @@ class FilterModule(object):
     def filters(self):
         return {"vllm_engine_args": vllm_engine_args, "vllm_plan_env": vllm_plan_env,
                 "vllm_serve_argv": vllm_serve_argv, "ray_start_argv": ray_start_argv,
+                "ray_placement_env": ray_placement_env,
                 "docker_run_argv": docker_run_argv, "systemd_exec": systemd_exec,
                 "shell_line": shell_line}

@@ -43,6 +43,17 @@ def preflight_findings(nodes, facts, settings):
     return hosts.preflight(nodes, facts, settings)
 
 
+@named("nccl_findings")
+def nccl_findings(nodes, facts, topology="", min_version="2.30"):
+    """The NCCL gate for the image the head holds: ``facts`` node -> node_facts result."""
+    nodes = need("_input", nodes, list, "give the nodes, head first")
+    if not nodes:
+        raise ValueError("_input=[]: no nodes. Fix: list the Sparks in the group sparks")
+    facts = need("facts", facts, dict, "give node name -> node_facts result")
+    topology = need("topology", topology or "", str, "give the fabric topology, or \"\"")
+    return hosts.nccl_findings(nodes, facts, topology, str(min_version))
+
+
 @named("hca_findings")
 def hca_findings(env, selection, node):
     env = need("_input", env, dict, "give the node's planned NCCL environment")
@@ -64,4 +75,5 @@ class FilterModule(object):
         return {"socket_interface_findings": socket_interface_findings,
                 "model_parity_findings": model_parity_findings,
                 "preflight_findings": preflight_findings, "hca_findings": hca_findings,
-                "padding_findings": padding_findings}
+                "padding_findings": padding_findings,
+                "nccl_findings": nccl_findings}

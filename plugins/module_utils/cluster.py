@@ -15,6 +15,9 @@
   ``--node-rank``, ``--master-addr``, ``--master-port``; the other nodes ``--headless``).
 * ``ray_argv``: ``ray start`` for the head or a worker (object store capped, dashboard, log
   monitor and usage stats off, the node IP pinned to the fabric).
+* ``ray_placement_env``: the environment that asks for the Ray placement strategy of the
+  engine's placement group (``SPREAD``: one bundle per Spark, never a "PACK" that cannot be
+  satisfied, eugr#227).
 * ``docker_argv``: ``docker run`` for one container (host network and IPC, the env files, the
   mounts, GPUs and RDMA devices without ``--privileged`` unless asked).
 * ``systemd_exec``: one command line quoted for a unit's ``ExecStart=``.
@@ -332,6 +335,36 @@ def ray_argv(role, node_ip, port, head_ip=None, num_gpus=1, num_cpus=2,
                                    "give the head's fabric address")
         argv += ["--address=%s:%d" % (head_ip, port)]
     return argv
+
+
+# Ray's placement group strategies (ray.util.placement_group).
+RAY_PLACEMENT_STRATEGIES = ("SPREAD", "PACK", "STRICT_SPREAD", "STRICT_PACK")
+
+
+def ray_placement_env(strategy):
+    """The environment of ``vllm serve`` (the Ray driver) for ``strategy``.
+
+    vLLM 0.33.0's Ray executor (vllm/v1/executor/ray_utils.py, initialize_ray_cluster) takes a
+    placement group it is given (``parallel_config.placement_group``, or the placement group of
+    the Ray actor it runs in) and otherwise creates one itself: one ``{"GPU": 1}`` bundle per
+    rank with ``strategy="PACK"``, written into the code, no option. Builds that anchor the
+    first bundle to the driver's node (``node:<ip>``) make that PACK unsatisfiable on Sparks
+    with one GPU each when the anchor's address is not Ray's (eugr#227); those builds, and
+    eugr's launcher recipes, read the strategy from ``VLLM_DISTRIBUTED_EXECUTOR_CONFIG``
+    (``{"placement_group_options": {"strategy": "SPREAD"}}``). Upstream 0.33.0 does not read
+    it (it lists it among unknown ``VLLM_*`` variables); its unanchored PACK group is one Ray
+    satisfies across one-GPU nodes. Empty ``strategy``: no variable."""
+    if strategy in (None, ""):
+        return {}
+    if strategy not in RAY_PLACEMENT_STRATEGIES:
+        near = closest(str(strategy).upper(), RAY_PLACEMENT_STRATEGIES)
+        raise CommandLineError("vllm_cluster_ray_placement_strategy", strategy,
+                               "is not a Ray placement strategy",
+                               "%suse one of %s, or \"\" for none" % (
+                                   "did you mean %s? " % near if near else "",
+                                   ", ".join(RAY_PLACEMENT_STRATEGIES)))
+    return {"VLLM_DISTRIBUTED_EXECUTOR_CONFIG": json.dumps(
+        {"placement_group_options": {"strategy": strategy}}, separators=(",", ":"))}
 
 
 def argv_list(variable, argv):

@@ -8,7 +8,12 @@ the Spark (or a lab node).
 ``read_facts`` returns the kernel, the GPU and its driver (``nvidia-smi``, when present), the
 memory (``/proc/meminfo``), the IPv4 addresses of every interface (``ip -j addr``), and the
 records the collection's roles leave in ``/etc/ansible/facts.d`` (``dgxspark_fabric``,
-``dgxspark_image``, ``dgxspark_cluster``).
+``dgxspark_image``, ``dgxspark_cluster``, ``dgxspark_memory_guard``) with the memory guard's
+last kill.
+
+``read_memory`` (the memory_ledger module) reads what the node's memory holds after a launch:
+``/proc/meminfo``, vLLM's memory lines in the engine unit's log since it started, the
+proportional set size of the engine's and Ray's processes, and the records it needs.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import os
 import subprocess
 
 FACTS_DIR = "/etc/ansible/facts.d"
-RECORDS = ("fabric", "image", "cluster")
+RECORDS = ("fabric", "image", "cluster", "memory_guard")
 
 
 def meminfo(text):
@@ -97,7 +102,88 @@ def read_facts(facts_dir=FACTS_DIR):
         error = "ip -j addr show printed no JSON"
     out["addresses_error"] = error if not ip_out or not out["addresses"] else None
     out["records"] = dict((name, read_record(name, facts_dir)) for name in RECORDS)
+    out["memory_guard_last_kill"] = last_kill(out["records"]["memory_guard"])
     return out
+
+
+def last_kill(guard):
+    """The memory guard's last kill (the last line of its events file, JSON), or None."""
+    if not isinstance(guard, dict) or not guard.get("events_file"):
+        return None
+    text = _read(guard["events_file"])
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    try:
+        value = json.loads(lines[-1])
+    except ValueError:
+        return {"error": "%s: last line is not JSON" % guard["events_file"]}
+    return value if isinstance(value, dict) else None
+
+
+def _container_ids(names):
+    ids = {}
+    for name in names:
+        out, _ = _run(["docker", "inspect", "--format", "{{.Id}}", name])
+        if out and out.strip():
+            ids[out.strip()] = name
+    return ids
+
+
+def processes(container_names=("dgxspark-vllm", "dgxspark-ray")):
+    """The node's processes that belong to the engine or to Ray (memory.classify), with
+    their proportional set size (``pss_kib``; VmRSS where smaps_rollup is unreadable)."""
+    from .memory import classify
+    ids = _container_ids(container_names)
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        base = "/proc/%s/" % entry
+        comm = (_read(base + "comm") or "").strip()
+        cgroup = _read(base + "cgroup") or ""
+        container = next((name for cid, name in ids.items() if cid in cgroup), None)
+        cmdline = (_read(base + "cmdline") or "")[:400].replace("\0", " ")
+        process = {"pid": int(entry), "comm": comm, "cmdline": cmdline, "container": container}
+        if not comm or classify(process) is None:
+            continue
+        fields = meminfo(_read(base + "smaps_rollup")) or {}
+        if "Pss" not in fields:
+            fields = {"Pss": meminfo(_read(base + "status")).get("VmRSS", 0)}
+        process["pss_kib"] = fields.get("Pss", 0)
+        out.append(process)
+    return out
+
+
+def unit_log(unit):
+    """The unit's log since it last became active (this boot's when it is not active)."""
+    since, _ = _run(["systemctl", "show", "-p", "ActiveEnterTimestamp", "--value", unit])
+    argv = ["journalctl", "-u", unit, "-o", "cat", "--no-pager"]
+    argv += ["--since", since.strip()] if since and since.strip() else ["-b"]
+    text, error = _run(argv)
+    return text or "", error
+
+
+def read_memory(unit="dgxspark-vllm.service", containers=("dgxspark-vllm", "dgxspark-ray"),
+                facts_dir=FACTS_DIR):
+    """What the memory_ledger module returns for this node (see module_utils/memory.py)."""
+    from .memory import engine_figures, held_gib
+    mem = meminfo(_read("/proc/meminfo"))
+    cluster = read_record("cluster", facts_dir) or {}
+    guard = read_record("memory_guard", facts_dir)
+    text, error = unit_log(unit)
+    return {
+        "meminfo_kib": dict((k, mem.get(k)) for k in ("MemTotal", "MemAvailable", "SwapTotal",
+                                                      "SwapFree")),
+        "figures": engine_figures(text),
+        "log_error": error,
+        "processes": held_gib(processes(containers)),
+        "guard": guard if isinstance(guard, dict) and not guard.get("error") else None,
+        "last_kill": last_kill(guard),
+        "host_ip": (cluster.get("fabric_env") or {}).get("VLLM_HOST_IP"),
+        "executor": cluster.get("executor"),
+        "ray_object_store_bytes": cluster.get("ray_object_store_bytes"),
+    }
 
 
 def drain(drain_swap=True, drop_caches=True, check_mode=False):

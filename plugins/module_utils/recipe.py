@@ -23,6 +23,7 @@ import os
 
 from .cluster import engine_args, plan_env
 from .plan.engine import evaluate
+from .nccl import LIBRARY_ENV
 
 RECIPE_REQUIRED = {
     "recipe_name": str,
@@ -244,8 +245,12 @@ def inputs(recipe, overrides=None, context=None):
         "preflight_image_build": site["image"]["build_profile"],
         # the padding the engine arguments carry: host preflight checks the head's model pads the same
         "preflight_engine_padding": (padding or {}).get("hf_overrides"),
+        "preflight_fabric_topology": context.get("fabric_topology") or "",
         "vllm_image_patches": site["image"]["patches"],
         "vllm_image_build_profile": site["image"]["build_profile"],
+        # the image's NCCL is read with the containers' library variables (LD_PRELOAD, ...)
+        "vllm_image_nccl_probe_env": dict((k, v) for k, v in sorted(site["env"].items())
+                                          if k in LIBRARY_ENV),
         "vllm_cluster_model_dir": site["model_dir"],
         "vllm_cluster_executor": site["plan"]["distributed_executor_backend"],
         "vllm_cluster_served_model_name": site["served_model_name"],
@@ -253,6 +258,8 @@ def inputs(recipe, overrides=None, context=None):
         # the environment the plan implies (VLLM_ALLOW_LONG_MAX_MODEL_LEN), then the recipe's
         "vllm_cluster_env": dict(env, **site["env"]),
         "verify_smoke_extra_body": site["request_extra_body"],
+        "verify_lab": lab,
+        "benchmark_lab": lab,
         "benchmark_results_dir": results,
         "benchmark_extra_body": site["request_extra_body"],
         "benchmark_model_config": profile,

@@ -13,8 +13,10 @@ description:
   - Returns the node's kernel, its GPU and driver (C(nvidia-smi), when installed), its memory
     (C(/proc/meminfo)), the IPv4 addresses of every interface (C(ip -j addr show)), and the
     records the collection's roles leave in C(/etc/ansible/facts.d) - C(dgxspark_fabric)
-    (the node's fabric and NCCL environment), C(dgxspark_image) (the image it holds) and
-    C(dgxspark_cluster) (the cluster it is part of).
+    (the node's fabric and NCCL environment), C(dgxspark_image) (the image it holds, with its
+    NCCL labels), C(dgxspark_cluster) (the cluster it is part of and the node's units) and
+    C(dgxspark_memory_guard) (earlyoom's thresholds and command line) - and the last kill the
+    memory guard handled.
   - The checks made with these facts are decided elsewhere (C(plugins/module_utils/findings/)).
     Read-only.
 author:
@@ -48,8 +50,10 @@ node:
   description:
     - C(kernel); C(gpu) (C(name), C(driver)) or null with C(gpu_error); C(memory_kib)
       (C(MemTotal), C(MemAvailable), C(SwapTotal), C(SwapFree)); C(addresses) (interface to its
-      IPv4 addresses) and C(addresses_error); C(records) (C(fabric), C(image), C(cluster) -
-      each the role's JSON record, null when absent, or C({error}) when unreadable).
+      IPv4 addresses) and C(addresses_error); C(records) (C(fabric), C(image), C(cluster),
+      C(memory_guard) - each the role's JSON record, null when absent, or C({error}) when
+      unreadable); C(memory_guard_last_kill) (the last line of the guard's events file - C(name),
+      C(pid), C(time), C(engine), C(stopped) - or null).
   returned: always
   type: dict
 """

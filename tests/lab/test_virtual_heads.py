@@ -243,7 +243,7 @@ def test_the_lab_recipe_s_launch_serves_the_reference_with_mtp(lab_engine):
     head = (work / "rank0.log").read_text()
     assert "Virtual heads for tensor parallel size 3" in head
     # What the verify role checks in the lab: the KV size the head logs, as planned.
-    assert logged_kv_tokens(head) == result["kv_cache"]["tokens"]
+    assert logged_kv_tokens(head) == padding()["kv_cache"]["tokens"]
     ours = served["speculative"]
     # The padded draft drafts what the TP1 draft drafts: the same acceptance, position by
     # position (the tiny MiMo's MTP module is made to agree with the model, so most drafts

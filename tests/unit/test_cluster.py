@@ -373,3 +373,32 @@ def test_launch_names_the_bad_argument(args, variable):
 def test_launch_of_one_node_is_none():
     assert cluster.launch("1", 0, None, 29501) is None
     assert cluster.launch(3, "1", "10.0.0.1", "29501")["node_rank"] == 1
+
+
+def test_the_ray_placement_strategy_reaches_vllm_serve_as_eugrs_variable():
+    assert cluster.ray_placement_env("SPREAD") == {
+        "VLLM_DISTRIBUTED_EXECUTOR_CONFIG": '{"placement_group_options":{"strategy":"SPREAD"}}'}
+    assert json.loads(cluster.ray_placement_env("STRICT_SPREAD")[
+        "VLLM_DISTRIBUTED_EXECUTOR_CONFIG"]) == {"placement_group_options": {
+            "strategy": "STRICT_SPREAD"}}
+    assert cluster.ray_placement_env("") == {} and cluster.ray_placement_env(None) == {}
+    with pytest.raises(cluster.CommandLineError) as error:
+        cluster.ray_placement_env("spread")
+    assert error.value.variable == "vllm_cluster_ray_placement_strategy"
+    assert "did you mean SPREAD?" in str(error.value)
+
+
+def test_the_role_default_strategy_is_spread_and_reaches_the_ray_driver_container():
+    import yaml
+    from conftest import ROOT
+    defaults = yaml.safe_load((ROOT / "roles/vllm_cluster/defaults/main.yml").read_text())
+    env = cluster.ray_placement_env(defaults["vllm_cluster_ray_placement_strategy"])
+    argv = cluster.docker_argv("dgxspark-vllm", "img", ["vllm", "serve", "/m"],
+                               env=dict({"RAY_ADDRESS": "10.20.0.11:6379"}, **env))
+    assert argv[argv.index("-e") + 1:argv.index("-e") + 4] == [
+        "RAY_ADDRESS=10.20.0.11:6379", "-e",
+        'VLLM_DISTRIBUTED_EXECUTOR_CONFIG={"placement_group_options":{"strategy":"SPREAD"}}']
+    # the role gives exactly that environment to the Ray executor's vllm serve container
+    facts = " ".join((ROOT / "roles/vllm_cluster/tasks/facts.yml").read_text().split())
+    assert ("combine(vllm_cluster_ray_placement_strategy | dgxspark.cluster.ray_placement_env)"
+            in facts)

@@ -29,7 +29,9 @@ def test_records_are_read_or_reported(tmp_path):
 def test_read_facts_runs_on_this_machine(tmp_path):
     facts = node.read_facts(str(tmp_path))
     assert facts["kernel"] and facts["memory_kib"]["MemTotal"] > 0
-    assert facts["records"] == {"fabric": None, "image": None, "cluster": None}
+    assert facts["records"] == {"fabric": None, "image": None, "cluster": None,
+                                "memory_guard": None}
+    assert facts["memory_guard_last_kill"] is None
     # no GPU here: the reason is kept, not raised
     assert facts["gpu"] is None and facts["gpu_error"]
 
@@ -38,3 +40,12 @@ def test_drain_in_check_mode_changes_nothing_and_says_why():
     out = node.drain(drain_swap=True, drop_caches=True, check_mode=True)
     assert out["before_kib"] == out["after_kib"]
     assert all(isinstance(item, str) for item in out["done"] + out["notes"])
+
+
+def test_read_memory_runs_on_this_machine(tmp_path):
+    """The memory_ledger module's read on a machine without the cluster: memory, no engine."""
+    out = node.read_memory("dgxspark-no-such-unit.service", ("dgxspark-no-such",), str(tmp_path))
+    assert out["meminfo_kib"]["MemTotal"] > 0 and out["meminfo_kib"]["MemAvailable"] > 0
+    assert out["figures"] == {"ranks": {}, "kv_tokens": None, "device": None}
+    assert out["guard"] is None and out["last_kill"] is None and out["executor"] is None
+    assert set(out["processes"]) == {"engine", "ray"}

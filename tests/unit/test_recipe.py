@@ -92,3 +92,16 @@ def test_recipe_names_and_paths(tmp_path):
         recipe.recipe_path("glm5", dirs)
     with pytest.raises(recipe.RecipeError, match="is not a recipe name"):
         recipe.recipe_path("", dirs)
+
+
+def test_the_image_probe_gets_the_recipes_library_environment_and_the_lab_is_said():
+    data = load("glm52")
+    out = recipe.inputs(data, {"dgxspark_env": {"LD_PRELOAD": "/opt/shim.so", "NCCL_DEBUG": "X"}},
+                        {"lab": True, "fabric_topology": "ring4"})
+    assert out["vllm_image_nccl_probe_env"] == {"LD_PRELOAD": "/opt/shim.so"}
+    assert out["vllm_cluster_env"]["LD_PRELOAD"] == "/opt/shim.so"
+    assert out["preflight_fabric_topology"] == "ring4"
+    assert out["verify_lab"] is True and out["benchmark_lab"] is True
+    plain = recipe.inputs(data, {}, {})
+    assert plain["vllm_image_nccl_probe_env"] == {} and plain["preflight_fabric_topology"] == ""
+    assert plain["verify_lab"] is False

@@ -19,7 +19,7 @@ from ansible_collections.dgxspark.cluster.plugins.module_utils import cluster, r
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan import engine
 from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.patches import PATCHES
 
-from conftest import ROOT, recipe_engine_args
+from conftest import ROOT
 
 GLM_PUBLISHED = r"""
 --model /models --tokenizer /models --served-model-name glm-5.2 --trust-remote-code

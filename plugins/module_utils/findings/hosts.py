@@ -11,6 +11,12 @@ profile).
 ``model_parity``: the model directory exists on every node and its manifest (files, sizes,
 hashes: module_utils/model_manifest.py) equals the head's.
 
+``nccl_gate``: the NCCL the image really loads (its ``dgxspark.nccl_version`` label, read at
+build time through the engine's own library path) against what the cabling needs: the ring
+topologies set ``NCCL_IB_SUBNET_AWARE_ROUTING=1``, which needs NCCL 2.30 or newer (or NVIDIA's
+ring branch); an older one shows up only as a hang or ``ibv_modify_qp`` error 110 minutes
+into a boot. An image without NCCL (the lab's CPU engine) is reported and skipped.
+
 ``socket_interfaces``: the interfaces the node's environment names for NCCL's and Gloo's
 sockets (``NCCL_SOCKET_IFNAME``, ``GLOO_SOCKET_IFNAME``) exist on the node and carry the
 node's ``VLLM_HOST_IP``. The ranks bind their sockets to that interface and advertise
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 
 from ..model_manifest import differences
+from ..nccl import DETAIL_LABEL, NONE, VERSION_LABEL, version_tuple
 from ..node import addresses
+from ..plan.errors import InputError
 
 SOCKET_VARIABLES = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")
 
@@ -102,6 +110,70 @@ def model_parity(model_dir, nodes, manifests):
     return findings
 
 
+RING_TOPOLOGIES = ("ring3", "ring4")
+
+
+def nccl_needs(topology, fabric_envs):
+    """Why the fabric needs a recent NCCL, or None: a ring topology (``topology``, or a node's
+    fabric record) or a node environment with NCCL_IB_SUBNET_AWARE_ROUTING=1."""
+    if topology in RING_TOPOLOGIES:
+        return "the %s topology sets NCCL_IB_SUBNET_AWARE_ROUTING=1" % topology
+    for node, env in sorted((fabric_envs or {}).items()):
+        if str((env or {}).get("NCCL_IB_SUBNET_AWARE_ROUTING", "")).strip() == "1":
+            return "%s's fabric environment sets NCCL_IB_SUBNET_AWARE_ROUTING=1" % node
+    return None
+
+
+def nccl_gate(image, topology, fabric_envs, min_version="2.30"):
+    """``{"lines", "failures"}`` for the NCCL of ``image`` (a node's image record: ``ref``,
+    ``labels``) on a fabric of ``topology`` whose nodes have ``fabric_envs`` (node -> env)."""
+    minimum = version_tuple(min_version)
+    if minimum is None:
+        raise InputError("preflight_nccl_min_version", min_version, "is not a version",
+                         "give the oldest NCCL a ring accepts, e.g. 2.30")
+    image = image if isinstance(image, dict) else {}
+    ref = image.get("ref") or "the image"
+    labels = image.get("labels") or {}
+    version = labels.get(VERSION_LABEL)
+    detail = labels.get(DETAIL_LABEL) or "no detail"
+    needs = nccl_needs(topology, fabric_envs)
+    fix = ("use a base image whose NCCL is %s or newer (vllm_image_base), or point "
+           "VLLM_NCCL_SO_PATH / LD_PRELOAD (dgxspark_env) at such a build, and rebuild the image "
+           "(--tags image); an image with NVIDIA's dgxspark-3node-ring NCCL branch reports an "
+           "older version: then lower preflight_nccl_min_version to it" % min_version)
+    if not image.get("id") and not image.get("ref"):
+        text = "nccl: no image recorded on the nodes yet"
+        return {"lines": [text], "failures": [text + ": run the image stage (--tags image)"]
+                if needs else []}
+    if version is None:
+        text = ("nccl: %s carries no %s label (built before the NCCL check, or not by the "
+                "vllm_image role)" % (ref, VERSION_LABEL))
+        if needs:
+            return {"lines": [], "failures": [text + ": %s, and its NCCL cannot be checked. "
+                                              "Rebuild it (--tags image)" % needs]}
+        return {"lines": [text + "; the fabric needs no minimum NCCL"], "failures": []}
+    if version == NONE:
+        return {"lines": ["nccl: %s loads no NCCL (%s): %s, checked only for an engine that "
+                          "uses NCCL -- skipped (an engine without NCCL, such as the simulated "
+                          "lab's CPU build, talks Gloo)"
+                          % (ref, detail, "the NCCL %s minimum of a ring" % min_version
+                             if needs else "no minimum applies")], "failures": []}
+    found = version_tuple(version)
+    if found is None:
+        return {"lines": [], "failures": ["nccl: %s has %s=%s, which is not a version: rebuild "
+                                          "it (--tags image)" % (ref, VERSION_LABEL, version)]}
+    if not needs:
+        return {"lines": ["nccl: %s loads NCCL %s (%s); the fabric needs no minimum"
+                          % (ref, version, detail)], "failures": []}
+    if found < minimum:
+        return {"lines": [], "failures": [
+            "nccl: %s loads NCCL %s (%s), but %s, which needs NCCL %s or newer: the ring would "
+            "hang or fail with ibv_modify_qp error 110 minutes into the boot. Fix: %s"
+            % (ref, version, detail, needs, min_version, fix)]}
+    return {"lines": ["nccl: %s loads NCCL %s (%s), at least %s as %s needs"
+                      % (ref, version, detail, min_version, needs)], "failures": []}
+
+
 def _version(text):
     parts = []
     for item in str(text).replace("-", ".").split("."):
@@ -112,6 +184,43 @@ def _version(text):
     return tuple(parts)
 
 
+def memory_guard_lines(node, fact):
+    """What the node's memory guard is and the last kill it handled (information only)."""
+    guard = (fact.get("records") or {}).get("memory_guard")
+    if not isinstance(guard, dict) or guard.get("error"):
+        return ["%s: no memory guard recorded (%s): the prune stage installs it (memory_guard "
+                "role)" % (node, (guard or {}).get("error") or "none")]
+    out = ["%s: memory guard: earlyoom %s" % (node, " ".join(guard.get("argv") or [])[:300])]
+    kill = fact.get("memory_guard_last_kill")
+    if isinstance(kill, dict) and kill.get("name"):
+        out.append("%s: the memory guard's last kill: earlyoom killed %s (pid %s) at %s%s"
+                   % (node, kill.get("name"), kill.get("pid"), kill.get("time"),
+                      "; stopped %s" % ", ".join(kill["stopped"]) if kill.get("stopped")
+                      else ""))
+    return out
+
+
+def _recorded_topology(nodes, facts):
+    for node in nodes:
+        fabric = ((facts.get(node) or {}).get("records") or {}).get("fabric") or {}
+        if fabric.get("topology"):
+            return fabric["topology"]
+    return ""
+
+
+def _fabric_envs(nodes, facts):
+    return dict((n, (((facts.get(n) or {}).get("records") or {}).get("fabric") or {}).get("env")
+                 or {}) for n in nodes)
+
+
+def nccl_findings(nodes, facts, topology, min_version):
+    """The NCCL gate for the image the head holds (after the image stage)."""
+    head = nodes[0]
+    image = ((facts.get(head) or {}).get("records") or {}).get("image") or {}
+    return nccl_gate(image, topology or _recorded_topology(nodes, facts),
+                     _fabric_envs(nodes, facts), min_version)
+
+
 def preflight(nodes, facts, settings):
     """The preflight stage's host findings.
 
@@ -119,7 +228,8 @@ def preflight(nodes, facts, settings):
     ``settings``: ``plan_nodes``, ``min_kernel``, ``require_gpu``, ``min_driver``,
     ``mem_floor_gib``, ``model_dir``, ``model_findings`` (model_parity's), ``head_has_config``,
     ``fallback_model_config``, ``image_stage`` (the image stage runs in this run),
-    ``declared_patches`` and ``declared_build`` (the image the recipe declares).
+    ``declared_patches`` and ``declared_build`` (the image the recipe declares),
+    ``fabric_topology`` (empty: the nodes' fabric records say) and ``nccl_min_version``.
     Returns ``lines``, ``failures``, ``model_config`` (``head`` or the fallback's path),
     ``image_patches`` and ``image_build`` (what the plan is proven with)."""
     lines, failures = [], []
@@ -156,6 +266,7 @@ def preflight(nodes, facts, settings):
         lines.append("%s: kernel %s, GPU %s, MemAvailable %.1f GiB"
                      % (node, kernel, ("%s %s" % (gpu["name"], gpu["driver"])) if gpu else "none",
                         mem_gib))
+        lines += memory_guard_lines(node, fact)
     model_findings = list(settings.get("model_findings") or [])
     failures += model_findings
     if not model_findings:
@@ -172,6 +283,8 @@ def preflight(nodes, facts, settings):
     if settings.get("image_stage"):
         lines.append("image: the image stage builds %s with patches %s and gives every node the "
                      "same image" % (declared_build, ", ".join(declared_patches) or "none"))
+        lines.append("nccl: checked right after the image stage has built the image (its "
+                     "%s label)" % VERSION_LABEL)
         return {"lines": lines + failures, "failures": failures, "model_config": model_config,
                 "image_patches": declared_patches, "image_build": declared_build}
     if len(set(ids.values())) > 1 or (ids and len(ids) < len(nodes)):
@@ -197,6 +310,10 @@ def preflight(nodes, facts, settings):
     else:
         lines.append("image: every node has %s (patches %s, build profile %s)"
                      % (head_image.get("ref", "?"), ", ".join(patches) or "none", build))
+    gate = nccl_gate(head_image, settings.get("fabric_topology") or _recorded_topology(nodes, facts),
+                     _fabric_envs(nodes, facts), settings.get("nccl_min_version") or "2.30")
+    lines += gate["lines"]
+    failures += gate["failures"]
     return {"lines": lines + failures, "failures": failures, "model_config": model_config,
             "image_patches": patches, "image_build": build}
 

@@ -21,6 +21,10 @@ what to do. The checks:
   ``NCCL_IB_HCA``, socket interfaces): read from the worker processes themselves with the
   Ray-free launch, or from what Ray's carry-over gives each node with Ray.
 
+* memory: every node's ledger after the launch (module_utils/memory.py: total, available,
+  the engine's weights and KV cache as vLLM logged them, what Ray holds, the margin above the
+  memory guard's first threshold); a margin under the floor is a warning, not a failure.
+
 A stand-in engine (the lab's, for the Ray executor) computes no tokens and logs the plan
 engine's own KV figure: those two checks are then reported as not made, never as passed.
 """
@@ -28,6 +32,8 @@ from __future__ import annotations
 
 import json
 import re
+
+from ..memory import ledger_lines
 
 _KV = re.compile(r"(GPU|CPU) KV cache size: ([0-9,]+) tokens")
 
@@ -40,6 +46,7 @@ class Findings(object):
     def __init__(self):
         self.lines = []
         self.failures = []
+        self.warnings = []
 
     def ok(self, text):
         self.lines.append(text)
@@ -257,6 +264,11 @@ def report(inputs):
     if inputs.get("check_ranks", True):
         check_ranks(out, inputs["executor"], inputs.get("rank_nodes") or {},
                     inputs.get("rank_views") or {}, inputs.get("config_dir", "/etc/dgxspark"))
-    return {"lines": out.lines + out.failures, "failures": out.failures,
+    ledger = inputs.get("memory")
+    if ledger:
+        out.lines += ledger_lines(ledger)
+        out.warnings += list(ledger.get("warnings") or [])
+    return {"lines": out.lines + ["WARNING: " + w for w in out.warnings] + out.failures,
+            "failures": out.failures, "warnings": out.warnings, "memory": ledger,
             "kv_logged_tokens": kv, "joined": joined, "tokens": tokens,
             "smoke_reply": inputs.get("smoke_reply")}
