@@ -34,7 +34,9 @@ options:
     elements: str
     default: []
   results_dir:
-    description: Where the benchmark and eval JSON go.
+    description:
+      - Where the benchmark and eval JSON go. A relative path is taken from the directory
+        ansible-playbook runs in (the user's project), never from the installed collection.
     type: str
     default: results
   lab:
@@ -87,7 +89,7 @@ class LookupModule(LookupBase):
             recipe.validate(data, path)
             out = recipe.inputs(data, self.get_option("overrides"), {
                 "collection_root": COLLECTION_ROOT,
-                "results_dir": self.get_option("results_dir"),
+                "results_dir": os.path.abspath(self.get_option("results_dir")),
                 "lab": self.get_option("lab"),
                 "fabric_topology": self.get_option("fabric_topology"),
             })

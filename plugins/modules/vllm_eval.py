@@ -151,7 +151,8 @@ EXAMPLES = r"""
     api_url: http://10.99.0.11:8000
     model: MiMo-V2.5-NVFP4
     scenario_dirs:
-      - "{{ playbook_dir }}/roles/eval/files/scenarios"
+      # scenarios of your own (the eval role passes the shipped set first for you)
+      - "{{ playbook_dir }}/my-scenarios"
     extra_body: {chat_template_kwargs: {enable_thinking: false}}
     min_scores: {quality: 85, deployability: 80}
     baseline: "{{ playbook_dir }}/results"

@@ -264,7 +264,7 @@ EXAMPLES = r"""
 
 - name: MiMo V2.5 at TP3 with virtual heads on a custom build
   dgxspark.cluster.vllm_plan:
-    model_config: recipes/models/mimo-v2.5-nvfp4
+    model_config: /var/tmp/models/MiMo-V2.5-NVFP4/config.json
     nodes: 3
     tensor_parallel_size: 3
     virtual_heads: true
@@ -278,7 +278,7 @@ EXAMPLES = r"""
 
 - name: List every satisfiable plan on 4 nodes without failing
   dgxspark.cluster.vllm_plan:
-    model_config: recipes/models/glm-5.2-nvfp4
+    model_config: /var/tmp/models/GLM-5.2-NVFP4
     nodes: 4
     kv_cache_memory_bytes: 1810000000
     max_model_len: 131072
