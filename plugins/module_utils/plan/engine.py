@@ -183,7 +183,9 @@ def kvcache_needs_padding(ctx):
 
 def _required_patches(ctx):
     need = list(ctx.dims.patches)
-    if ctx.dcp > 1 and ctx.uses_mtp and not ctx.build.draft_inherits_dcp:
+    # MTP1 under DCP serves without the draft fix (rule dcp_mtp_draft_inherit warns);
+    # more draft tokens need it
+    if ctx.dcp > 1 and ctx.uses_mtp and ctx.n_spec > 1 and not ctx.build.draft_inherits_dcp:
         need.append("draft-dcp-inherit")
     if ctx.pp > 1 and ctx.build.platform == "cpu":
         need.append("cpu-eager-pp")

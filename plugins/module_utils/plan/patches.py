@@ -24,8 +24,9 @@ PATCHES = {
             "and emit zero attention, and MTP acceptance collapses without any error."
         ),
         "evidence": "local-inference-lab/vllm PR #72; vLLM PR #55472; vLLM RFC #53673",
-        "required_when": "decode_context_parallel_size > 1 with MTP on a build whose draft "
-                         "does not inherit DCP",
+        "required_when": "decode_context_parallel_size > 1 with MTP of more than one "
+                         "speculative token on a build whose draft does not inherit DCP "
+                         "(with one token the plan serves at lower acceptance: a warning)",
         "required_by_rule": "dcp_mtp_draft_inherit",
         "lets_pass": ["dcp_mtp_draft_inherit"],
         "shipped": True,
