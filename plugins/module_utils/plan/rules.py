@@ -935,6 +935,47 @@ def _dcp_that_fits(ctx):
     return None
 
 
+def _gib(value):
+    return "%.2f GiB" % (value / 2.0 ** 30)
+
+
+@rule("memory_fit", "worker", "Weights, runtime overhead and the KV budget fit a Spark's memory",
+      "plugins/module_utils/plan/memory.py (vLLM 0.33 model construction: TP/PP sharding, "
+      "replicated parts, quantization formats); vllm/v1/worker/gpu_worker.py "
+      "determine_available_memory")
+def _memory_fit(ctx):
+    mem = ctx.memory
+    if mem is None:
+        return
+    weights, overhead, usable = mem["weights_bytes"], mem["overhead_bytes"], mem["usable_bytes"]
+    ranks = ctx.tp * ctx.pp
+    if not mem["fits_weights"]:
+        # the ranks whose share of the weights fits beside the overhead (the sharded part
+        # shrinks with more ranks; an estimate from this plan's per-rank bytes)
+        need = -(-weights * ranks // max(1, usable - overhead))
+        yield _error(
+            "the weights need %s per rank (%s, tensor_parallel_size %d x "
+            "pipeline_parallel_size %d) plus %s runtime overhead, more than the %s a Spark "
+            "leaves vLLM (%s unified memory minus %s for the host)"
+            % (_gib(weights), "estimated from config.json" if mem["weights_source"] == "config"
+               else "as given", ctx.tp, ctx.pp, _gib(overhead), _gib(usable),
+               _gib(mem["node_memory_bytes"]), _gib(mem["host_reserve_bytes"])),
+            "spread the model over at least %d Sparks: raise nodes and tensor_parallel_size "
+            "(or pipeline_parallel_size) so that tensor_parallel_size x "
+            "pipeline_parallel_size >= %d, or use a smaller quantization of the model"
+            % (need, need))
+        return
+    kv = ctx.req.kv_cache_memory_bytes
+    if kv is not None and not mem["fits_kv"]:
+        yield _error(
+            "kv_cache_memory_bytes %d (%s) does not fit beside %s of weights and %s runtime "
+            "overhead per rank: at most %s is left on a Spark (it would need "
+            "gpu_memory_utilization %.3f)" % (kv, _gib(kv), _gib(weights), _gib(overhead),
+                                               _gib(mem["kv_budget_max"]), mem["gmu_for_kv"]),
+            "lower kv_cache_memory_bytes to at most %d, or add Sparks (more "
+            "tensor_parallel_size shrinks the weights per rank)" % mem["kv_budget_max"])
+
+
 @rule("kv_cache_budget", "plan", "A KV-cache budget is given so capacity can be checked",
       "dgxspark.cluster plan engine")
 def _kv_budget(ctx):
