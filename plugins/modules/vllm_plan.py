@@ -366,6 +366,18 @@ kv_cache:
   returned: success or failure after the plan was read
   type: dict
   sample: {bytes_per_token: 54728, tokens: 132096, max_concurrency: 1.0078, num_blocks: 516}
+memory:
+  description:
+    - Does the model fit a Spark (rule C(memory_fit)); null off a Spark (a CPU build, several
+      GPUs a node). C(weights_bytes) per rank (the heaviest pipeline stage, estimated from
+      C(config.json), C(weights_source) config) with C(weights_parts), C(overhead_bytes),
+      C(node_memory_bytes) (121.69 GiB), C(usable_bytes) (minus the host's reserve),
+      C(fits_weights), C(kv_budget_max), and for O(kv_cache_memory_bytes) C(fits_kv) and
+      C(gmu_for_kv), the C(gpu_memory_utilization) that budget needs.
+  returned: success or failure after the plan was read
+  type: dict
+  sample: {weights_bytes: 114789441536, weights_source: config, fits_weights: true,
+           fits_kv: true, gmu_for_kv: 0.9069}
 patches:
   description: Patch ids the plan requires, those the image declares, and the missing ones.
   returned: success or failure after the plan was read

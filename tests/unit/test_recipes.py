@@ -99,6 +99,20 @@ GLM_EXPLAINED = {
                             "draft_sample_method are fork-only keys",
 }
 
+# The default GLM recipe is the MTP3 plan of the follow-up post (section 14): the June command
+# line with three speculative tokens and a capture cap with headroom.
+GLM_MTP3_EXPLAINED = {
+    **GLM_EXPLAINED,
+    "--max-cudagraph-capture-size": "8 = 2 x (num_speculative_tokens + 1): headroom above N + 1, "
+                                    "which fails startup on the author's build; 4 was the "
+                                    "MTP1 plan's",
+}
+GLM_MTP4_EXPLAINED = {
+    **GLM_EXPLAINED,
+    "--max-cudagraph-capture-size": "16: the author's 10 = 2 x (N + 1) truncates to 8 on vLLM "
+                                    "0.33's capture ladder; 16 keeps the headroom",
+}
+
 MIMO_EXPLAINED = {
     **MP_EXPLAINED,
     "--hf-overrides": "the published architectures override plus the virtual_heads marker: the "
@@ -133,7 +147,8 @@ GLM_ENV_EXPLAINED = {
     "VLLM_DCP_GLOBAL_TOPK": "fork-only DCP knob",
     "VLLM_DCP_SHARD_DRAFT": "fork-only DCP knob; the draft-dcp-inherit patch gives the draft "
                             "the target's DCP",
-    "VLLM_KZ_TRIM_AFTER_LOAD": "image hook of the published build (malloc_trim after load)",
+    "VLLM_KZ_TRIM_AFTER_LOAD": "the published image hook's switch (malloc_trim after load); "
+                               "the image's shipped post-load-trim patch runs it unasked",
     "HOST_IP": "read only by the published launch scripts",
 }
 
@@ -199,7 +214,9 @@ def differences(ours, published):
 
 
 @pytest.mark.parametrize("recipe, published, explained", [
-    ("glm52", GLM_PUBLISHED, GLM_EXPLAINED),
+    ("glm52_mtp1", GLM_PUBLISHED, GLM_EXPLAINED),
+    ("glm52", GLM_PUBLISHED, GLM_MTP3_EXPLAINED),
+    ("glm52_mtp4", GLM_PUBLISHED, GLM_MTP4_EXPLAINED),
     ("mimo_v25", MIMO_PUBLISHED, MIMO_EXPLAINED),
     # site.yml's default plan is the published MiMo V2.5 TP3 / MTP2 plan.
     ("site", MIMO_PUBLISHED, MIMO_EXPLAINED),
@@ -214,15 +231,49 @@ def test_serve_command_matches_the_published_one_or_says_why(recipe, published, 
                                                       sorted(set(explained) - diff)))
 
 
-def test_glm_speculative_config_keeps_the_published_method_and_tokens():
-    _, ours = rendered("glm52")
+@pytest.mark.parametrize("name, tokens, cap", [("glm52_mtp1", 1, "4"), ("glm52", 3, "8"),
+                                               ("glm52_mtp4", 4, "16")])
+def test_glm_speculative_config_keeps_the_published_method_and_tokens(name, tokens, cap):
+    _, ours = rendered(name)
     spec = json.loads(ours["--speculative-config"])
     published = json.loads(flags(GLM_PUBLISHED)["--speculative-config"])
-    assert {k: published[k] for k in ("method", "num_speculative_tokens")} == spec
+    assert {"method": published["method"], "num_speculative_tokens": tokens} == spec
+    assert ours["--max-cudagraph-capture-size"] == cap
+    # the capture cap leaves headroom above num_speculative_tokens + 1 (section 14)
+    assert int(cap) >= 2 * (tokens + 1)
+
+
+@pytest.mark.parametrize("name", ["glm52", "glm52_mtp4", "glm52_mtp1"])
+def test_glm_recipes_carry_the_author_s_build(name):
+    """The draft fix, the post-load trim and the NCCL channel narrowing in every GLM plan."""
+    roles = inputs(name)
+    assert set(roles["vllm_image_patches"]) == {"draft-dcp-inherit", "post-load-trim"}
+    env = roles["vllm_cluster_env"]
+    assert (env["NCCL_MIN_NCHANNELS"], env["NCCL_MAX_NCHANNELS"]) == ("4", "4")
+    plan = roles["preflight_plan"]
+    assert (plan["tensor_parallel_size"], plan["decode_context_parallel_size"],
+            plan["max_model_len"], plan["kv_cache_memory_bytes"]) == (4, 4, 131072, 1810000000)
+
+
+def test_glm_default_is_mtp3_and_its_verdict_is_clean_of_capture_findings():
+    result = engine.evaluate(dict(inputs("glm52")["preflight_plan"],
+                                  model_config=str(ROOT / load("glm52")["recipe_model_profile"])))
+    assert result["satisfiable"] and result["plan"]["num_speculative_tokens"] == 3
+    found = {w["rule"] for w in result["warnings"]}
+    assert not found & {"cudagraph_truncated", "cudagraph_decode_coverage",
+                        "dcp_mtp_draft_inherit"}, result["warnings"]
+    assert result["kv_cache"]["tokens"] == 132096  # the published pool, as MTP1 logged
+    # the author's MTP4 cap of 10 is off vLLM 0.33's ladder: truncated, with a warning
+    peak = inputs("glm52_mtp4", {"dgxspark_plan": {"max_cudagraph_capture_size": 10}})
+    result = engine.evaluate(dict(peak["preflight_plan"], model_config=str(
+        ROOT / load("glm52")["recipe_model_profile"])))
+    assert "cudagraph_truncated" in {w["rule"] for w in result["warnings"]}
 
 
 @pytest.mark.parametrize("recipe, published, explained", [
     ("glm52", GLM_PUBLISHED_ENV, GLM_ENV_EXPLAINED),
+    ("glm52_mtp4", GLM_PUBLISHED_ENV, GLM_ENV_EXPLAINED),
+    ("glm52_mtp1", GLM_PUBLISHED_ENV, GLM_ENV_EXPLAINED),
     ("mimo_v25", MIMO_PUBLISHED_ENV, MIMO_ENV_EXPLAINED),
     ("site", MIMO_PUBLISHED_ENV, MIMO_ENV_EXPLAINED),
 ])
@@ -242,7 +293,7 @@ def test_environment_matches_the_published_one_or_says_why(recipe, published, ex
         assert ours[key] == published[key], key
 
 
-RECIPES = ["glm52", "mimo_v25", "mimo_v25_pp3", "site", "tiny", "tiny_mimo"]
+RECIPES = ["glm52", "glm52_mtp4", "glm52_mtp1", "mimo_v25", "mimo_v25_pp3", "site", "tiny", "tiny_mimo"]
 
 
 @pytest.mark.parametrize("name", RECIPES)

@@ -11,7 +11,7 @@ sizes, estimates the KV cache and runs every rule. It returns a plain dict (JSON
 """
 from __future__ import annotations
 
-from . import cudagraph, kvcache
+from . import cudagraph, kvcache, memory
 from .builds import resolve_build
 from .errors import PlanInputError
 from .model import parse_model, read_draft
@@ -87,6 +87,18 @@ class Context(object):
         else:
             self.async_scheduling = req.async_scheduling
         self.kv = self.estimate_kv(self.dcp)
+        self.memory = self.estimate_memory()
+
+    def estimate_memory(self):
+        """Weights, runtime overhead and KV budget of one rank against a Spark's memory
+        (memory.fit); None off a Spark (vLLM's CPU build, several GPUs a node)."""
+        if self.build.platform != "cuda" or self.gpus_per_node != 1 or \
+                not self.model.hidden_size:
+            return None
+        return memory.fit(self.model, self.dims, self.tp, self.pp,
+                          mtp_layers=(self.model.mtp_layers if self.uses_mtp else 0),
+                          max_num_batched_tokens=self.max_num_batched_tokens,
+                          kv_cache_memory_bytes=self.req.kv_cache_memory_bytes)
 
     def estimate_kv(self, dcp):
         """The KV-cache estimate of this plan at a decode_context_parallel_size (the plan's,
@@ -183,7 +195,9 @@ def kvcache_needs_padding(ctx):
 
 def _required_patches(ctx):
     need = list(ctx.dims.patches)
-    if ctx.dcp > 1 and ctx.uses_mtp and not ctx.build.draft_inherits_dcp:
+    # MTP1 under DCP serves without the draft fix (rule dcp_mtp_draft_inherit warns);
+    # more draft tokens need it
+    if ctx.dcp > 1 and ctx.uses_mtp and ctx.n_spec > 1 and not ctx.build.draft_inherits_dcp:
         need.append("draft-dcp-inherit")
     if ctx.pp > 1 and ctx.build.platform == "cpu":
         need.append("cpu-eager-pp")
@@ -232,6 +246,7 @@ def evaluate_request(req, model, build):
             "model_runner": build.model_runner,
         },
         "kv_cache": ctx.kv,
+        "memory": ctx.memory,
         "patches": {
             "required": needed,
             "declared": sorted(req.vllm_patches),

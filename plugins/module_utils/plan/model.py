@@ -91,6 +91,9 @@ class ModelSpec(object):
         self.dense_intermediate_size = kw["dense_intermediate_size"]
         self.dense_layers = kw["dense_layers"]
         self.quant = kw["quant"]                  # dict: method, group, block
+        # the raw quantization_config (memory.py reads its ignore / quantized_layers)
+        self.quant_config = kw.get("quant_config") or {}
+        self.tie_word_embeddings = bool(kw.get("tie_word_embeddings", False))
         self.dtype = kw["dtype"]
         self.notes = kw.get("notes", [])
 
@@ -636,6 +639,9 @@ def parse_model(path):
         dense_intermediate_size=dense_width,
         dense_layers=dense_layers if dense_width else 0,
         quant=quant,
+        quant_config=reader.get("quantization_config") if isinstance(
+            reader.get("quantization_config"), dict) else {},
+        tie_word_embeddings=reader.get("tie_word_embeddings", False) is True,
         dtype=str(reader.get("torch_dtype", reader.get("dtype", "bfloat16"))),
     )
 

@@ -24,8 +24,9 @@ PATCHES = {
             "and emit zero attention, and MTP acceptance collapses without any error."
         ),
         "evidence": "local-inference-lab/vllm PR #72; vLLM PR #55472; vLLM RFC #53673",
-        "required_when": "decode_context_parallel_size > 1 with MTP on a build whose draft "
-                         "does not inherit DCP",
+        "required_when": "decode_context_parallel_size > 1 with MTP of more than one "
+                         "speculative token on a build whose draft does not inherit DCP "
+                         "(with one token the plan serves at lower acceptance: a warning)",
         "required_by_rule": "dcp_mtp_draft_inherit",
         "lets_pass": ["dcp_mtp_draft_inherit"],
         "shipped": True,
@@ -87,6 +88,32 @@ PATCHES = {
         "lets_pass": [],
         "shipped": True,
         "releases": ["0.32.0", "0.33.0"],
+    },
+    "post-load-trim": {
+        "summary": "After the weights load and before the memory profile, the worker runs "
+                   "gc.collect(), empties the CUDA caching allocator and calls "
+                   "malloc_trim(0).",
+        "fixes": (
+            "On a Spark the GPU and the OS share one pool of memory: what the weight loader "
+            "freed (safetensors read buffers, NVFP4 repacking temporaries) stays in glibc's "
+            "malloc arenas and in the caching allocator, and counts as used when vLLM derives "
+            "the KV budget or when the OS needs room for the KV cache the plan fixed "
+            "(kv_cache_memory_bytes): fewer KV blocks at a given gpu_memory_utilization, or "
+            "swapping and OOM at the memory edge. The published GLM-5.2 build carries the same "
+            "hook (VLLM_KZ_TRIM_AFTER_LOAD=1); it logs 'dgxspark post-load-trim completed ... "
+            "malloc_trim=1' on every rank (DGXSPARK_TRIM_AFTER_LOAD=0 turns it off)."
+        ),
+        "evidence": "m9e/blackwell-llm-docker FREEZE_MTP1_128K_PRODUCTION_20260625 (the "
+                    "VLLM_KZ_TRIM_AFTER_LOAD hook and its validator); the GLM-5.2 follow-up "
+                    "post's 5-file overlay (reference spark-clusters.md sections 7 and 14); "
+                    "hook point vllm 0.33.0 vllm/v1/worker/gpu_worker.py Worker.load_model, "
+                    "before determine_available_memory",
+        "required_when": "never required: recommended for plans at the memory edge (the "
+                         "memory_fit rule's headroom); the GLM-5.2 recipes ship it",
+        "required_by_rule": "memory_fit",
+        "lets_pass": [],
+        "shipped": True,
+        "releases": ["0.33.0"],
     },
     "cpu-eager-pp": {
         "summary": "vLLM's CPU runner allocates the buffers a later pipeline stage receives into "

@@ -450,14 +450,30 @@ def _pp_cpu(ctx):
 def _dcp_draft(ctx):
     if ctx.dcp <= 1 or not ctx.uses_mtp or ctx.build.draft_inherits_dcp:
         return
-    if "draft-dcp-inherit" not in ctx.image_patches:
-        yield _error(
-            "decode_context_parallel_size %d with MTP (%d speculative tokens) on build %s: its "
-            "draft runs with dcp=1 against a DCP-sharded KV cache, so MTP acceptance collapses "
-            "without an error; the image does not declare patch 'draft-dcp-inherit'"
-            % (ctx.dcp, ctx.n_spec, ctx.build.name),
-            "build the image with patch 'draft-dcp-inherit' and list it in vllm_patches, or set "
-            "decode_context_parallel_size: 1, or drop MTP")
+    if "draft-dcp-inherit" in ctx.image_patches:
+        return
+    if ctx.n_spec <= 1:
+        # The published GLM-5.2 production plan for weeks (TP4/DCP4/MTP1 on the fork without
+        # the fix): it boots and serves, the single draft position just accepts less.
+        yield _warning(
+            "decode_context_parallel_size %d with MTP (num_speculative_tokens 1) on build %s: "
+            "its draft runs with dcp=1 against a DCP-sharded KV cache, so the draft sees only "
+            "this rank's shard of the context; the plan serves, but acceptance drops (about "
+            "0.74 on GLM-5.2 TP4/DCP4, against 0.90 for position 1 with the fix); the image "
+            "does not declare patch 'draft-dcp-inherit'" % (ctx.dcp, ctx.build.name),
+            "build the image with patch 'draft-dcp-inherit' and list it in the image's patches "
+            "(it also makes num_speculative_tokens 3 usable: 22-23 vs 14.5-15.2 tok/s on "
+            "GLM-5.2)")
+        return
+    yield _error(
+        "decode_context_parallel_size %d with MTP (num_speculative_tokens %d) on build %s: "
+        "its draft runs with dcp=1 against a DCP-sharded KV cache, so acceptance of draft "
+        "positions 2 and later collapses without an error (GLM-5.2 TP4/DCP4 MTP3: 12.70 "
+        "tok/s, below MTP1's 15.18); the image does not declare patch 'draft-dcp-inherit'"
+        % (ctx.dcp, ctx.n_spec, ctx.build.name),
+        "build the image with patch 'draft-dcp-inherit' and list it in the image's patches, "
+        "or set speculative_config.num_speculative_tokens: 1 (serves, lower acceptance), or "
+        "decode_context_parallel_size: 1")
 
 
 @rule("dcp_indexer_topk", "worker", "DSA sparse indexer under DCP needs a supported index_topk",
@@ -509,7 +525,8 @@ def _mtp_layers(ctx):
     elif n > layers:
         yield _warning(
             "num_speculative_tokens %d > %d MTP layer(s): vLLM runs the same MTP layer %d times, "
-            "which lowers acceptance (GLM-5.2 under DCP4 lost to MTP1: 12.70 vs 15.18 tok/s)"
+            "so acceptance falls with each position (GLM-5.2 TP4/DCP4 MTP3 with the draft "
+            "fix: 0.90 / 0.79 / 0.67, 22-23 tok/s against 14.5-15.2 with MTP1)"
             % (n, layers, n // layers),
             "measure acceptance per position (benchmark role) before keeping %d tokens" % n)
 
@@ -916,6 +933,47 @@ def _dcp_that_fits(ctx):
         if ctx.estimate_kv(dcp).get("fits_one_request"):
             return dcp
     return None
+
+
+def _gib(value):
+    return "%.2f GiB" % (value / 2.0 ** 30)
+
+
+@rule("memory_fit", "worker", "Weights, runtime overhead and the KV budget fit a Spark's memory",
+      "plugins/module_utils/plan/memory.py (vLLM 0.33 model construction: TP/PP sharding, "
+      "replicated parts, quantization formats); vllm/v1/worker/gpu_worker.py "
+      "determine_available_memory")
+def _memory_fit(ctx):
+    mem = ctx.memory
+    if mem is None:
+        return
+    weights, overhead, usable = mem["weights_bytes"], mem["overhead_bytes"], mem["usable_bytes"]
+    ranks = ctx.tp * ctx.pp
+    if not mem["fits_weights"]:
+        # the ranks whose share of the weights fits beside the overhead (the sharded part
+        # shrinks with more ranks; an estimate from this plan's per-rank bytes)
+        need = -(-weights * ranks // max(1, usable - overhead))
+        yield _error(
+            "the weights need %s per rank (%s, tensor_parallel_size %d x "
+            "pipeline_parallel_size %d) plus %s runtime overhead, more than the %s a Spark "
+            "leaves vLLM (%s unified memory minus %s for the host)"
+            % (_gib(weights), "estimated from config.json" if mem["weights_source"] == "config"
+               else "as given", ctx.tp, ctx.pp, _gib(overhead), _gib(usable),
+               _gib(mem["node_memory_bytes"]), _gib(mem["host_reserve_bytes"])),
+            "spread the model over at least %d Sparks: raise nodes and tensor_parallel_size "
+            "(or pipeline_parallel_size) so that tensor_parallel_size x "
+            "pipeline_parallel_size >= %d, or use a smaller quantization of the model"
+            % (need, need))
+        return
+    kv = ctx.req.kv_cache_memory_bytes
+    if kv is not None and not mem["fits_kv"]:
+        yield _error(
+            "kv_cache_memory_bytes %d (%s) does not fit beside %s of weights and %s runtime "
+            "overhead per rank: at most %s is left on a Spark (it would need "
+            "gpu_memory_utilization %.3f)" % (kv, _gib(kv), _gib(weights), _gib(overhead),
+                                               _gib(mem["kv_budget_max"]), mem["gmu_for_kv"]),
+            "lower kv_cache_memory_bytes to at most %d, or add Sparks (more "
+            "tensor_parallel_size shrinks the weights per rank)" % mem["kv_budget_max"])
 
 
 @rule("kv_cache_budget", "plan", "A KV-cache budget is given so capacity can be checked",

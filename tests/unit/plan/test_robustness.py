@@ -336,11 +336,16 @@ def test_kv_fix_raises_dcp_only_where_the_dcp_rules_allow_it():
     # TP4 on GLM: DCP4 is allowed and makes one 128K request fit.
     fix = _fits_fix(dict(GLM_128K, kv_cache_memory_bytes=1810000000))
     assert "raise decode_context_parallel_size to 4" in fix
-    # the same plan on the fork without the draft-DCP patch: MTP forbids DCP there
+    # the same plan on the fork without the draft-DCP patch: MTP3 forbids DCP there
+    fix = _fits_fix(dict(GLM_128K, kv_cache_memory_bytes=1810000000,
+                         vllm_build="glm52-b12x-eldritch",
+                         speculative_config={"method": "mtp", "num_speculative_tokens": 3}))
+    assert "decode_context_parallel_size" not in fix
+    # ... while MTP1 only warns there (lower acceptance), so DCP4 remains a fix
     fix = _fits_fix(dict(GLM_128K, kv_cache_memory_bytes=1810000000,
                          vllm_build="glm52-b12x-eldritch",
                          speculative_config={"method": "mtp", "num_speculative_tokens": 1}))
-    assert "decode_context_parallel_size" not in fix
+    assert "raise decode_context_parallel_size to 4" in fix
     # MiMo has sliding-window layers: DCP is never allowed
     fix = _fits_fix({"model_config": MIMO, "tensor_parallel_size": 4, "nodes": 4,
                      "kv_cache_memory_bytes": 10 ** 9})

@@ -146,6 +146,36 @@ def test_dcp4_mtp3_without_draft_fix_names_the_patch():
     assert "dcp_mtp_draft_inherit" not in rules(upstream)
 
 
+def test_dcp4_mtp1_without_draft_fix_serves_with_a_warning():
+    """The June production plan (TP4/DCP4/MTP1 on the fork without the fix) boots and serves
+    at lower acceptance: a warning naming the patch, not a violation, and no patch missing."""
+    plan = dict(GLM_PLAN, vllm_patches=[])
+    result = engine.evaluate(plan)
+    assert result["satisfiable"], result["violations"]
+    warning = [w for w in result["warnings"] if w["rule"] == "dcp_mtp_draft_inherit"]
+    assert len(warning) == 1 and warning[0]["severity"] == "warning"
+    assert "0.74" in warning[0]["message"] and "draft-dcp-inherit" in warning[0]["fix"]
+    assert "num_speculative_tokens 1" in warning[0]["message"]
+    assert result["patches"]["missing"] == [] and result["patches"]["required"] == []
+    # with the patch: no finding at all
+    fixed = engine.evaluate(GLM_PLAN)
+    assert "dcp_mtp_draft_inherit" not in [f["rule"] for f in fixed["warnings"] +
+                                           fixed["violations"]]
+
+
+@pytest.mark.parametrize("tokens", [2, 3, 4])
+def test_dcp4_mtp_above_1_without_draft_fix_is_an_error_naming_the_patch(tokens):
+    plan = dict(GLM_PLAN, vllm_patches=[], max_cudagraph_capture_size=10,
+                speculative_config={"method": "mtp", "num_speculative_tokens": tokens})
+    result = engine.evaluate(plan)
+    found = [v for v in result["violations"] if v["rule"] == "dcp_mtp_draft_inherit"]
+    assert not result["satisfiable"] and len(found) == 1
+    assert "num_speculative_tokens %d" % tokens in found[0]["message"]
+    assert "'draft-dcp-inherit'" in found[0]["fix"]
+    assert result["patches"]["missing"] == ["draft-dcp-inherit"]
+    assert "dcp_mtp_draft_inherit" not in [w["rule"] for w in result["warnings"]]
+
+
 def test_pp3_with_mtp_on_a_build_without_support():
     plan = dict(GLM_PLAN, tensor_parallel_size=1, pipeline_parallel_size=3,
                 decode_context_parallel_size=1, nodes=3)
@@ -162,7 +192,9 @@ def test_glm_tp3_without_padding_lists_heads_and_vocab():
     padded = engine.evaluate({"model_config": GLM, "tensor_parallel_size": 3, "nodes": 3,
                               "virtual_heads": True,
                               "vllm_patches": ["virtual-heads", "moe-zero-fill"]})
-    assert padded["satisfiable"], padded["violations"]
+    # the padding passes every shape rule; GLM-5.2 (about 440 GB) just does not fit 3 Sparks
+    assert rules(padded) == ["memory_fit"], padded["violations"]
+    assert "at least 4 Sparks" in padded["violations"][0]["fix"]
     assert padded["padding"]["attention"][0]["q_heads"] == [64, 66]
     assert padded["padding"]["vocab"] == [154880, 154944]
 
