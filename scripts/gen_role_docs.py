@@ -123,7 +123,7 @@ def render(readme, section):
     if BEGIN not in readme:
         return None
     head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    tail = rest.split(END, 1)[1]
     return head + BEGIN + "\n" + section + END + tail
 
 
@@ -143,7 +143,7 @@ def stale():
 def main(argv):
     changes = stale()
     if "--check" in argv:
-        for readme, _ in changes:
+        for readme in dict(changes):
             print("stale: %s" % readme.relative_to(ROOT))
         return 1 if changes else 0
     for readme, new in changes:

@@ -26,7 +26,7 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
-        _, args = self.validate_argument_spec(argument_spec=eugr.ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=eugr.ARGUMENT_SPEC)[1]
         # plain str, dict and list (Ansible's tagged values are not YAML-representable)
         args = json.loads(json.dumps(args))
         src = self._loader.path_dwim(args["src"])

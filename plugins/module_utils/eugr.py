@@ -262,8 +262,8 @@ def parse_command(line):
         kind = SERVE_ARGS.get(RENAMED.get(name, name))
         if value is not None:
             raw = value
-        elif kind in ("bool", "store_true") or (kind is None and name.startswith("no_")
-                                               and name[3:] in SERVE_ARGS):
+        elif kind in ("bool", "store_true") or (
+                kind is None and name.startswith("no_") and name[3:] in SERVE_ARGS):
             raw = True
         elif kind == "list":
             raw = []
@@ -341,7 +341,7 @@ def convert(data, params=None, name=None, model_dir=None, model_profile=None,
                             "use a key of the recipe's defaults")
         values[key] = value
     command = render_command(data["command"], values)
-    used = set(f for _, f, _, _ in string.Formatter().parse(data["command"]) if f)
+    used = set(part[1] for part in string.Formatter().parse(data["command"]) if part[1])
     for key in sorted(set(data.get("defaults") or {}) - used):
         notes.append("defaults.%s is not used by the command (it has no effect in eugr either)"
                      % key)
@@ -351,8 +351,8 @@ def convert(data, params=None, name=None, model_dir=None, model_profile=None,
     served = served_model_name
     for flag, arg, value in args:
         if arg in RENAMED:
-            notes.append("%s is %s in vLLM %s" % (flag, RENAMED[arg].replace("_", "-"),
-                                                   VLLM_VERSION))
+            notes.append("%s is %s in vLLM %s"
+                         % (flag, RENAMED[arg].replace("_", "-"), VLLM_VERSION))
             arg = RENAMED[arg]
         if arg == "served_model_name":
             first = value[0] if isinstance(value, list) and value else value
@@ -467,8 +467,8 @@ def convert(data, params=None, name=None, model_dir=None, model_profile=None,
         MODELS_DIR, re.sub(r"[^a-z0-9.]+", "-", model_id.split("/")[-1].lower()).strip("-."))
     if positional and positional != directory:
         notes.append("the model %s is served from recipe_model_dir %s: put %s there on every "
-                     "node (identical; preflight compares them)" % (positional, directory,
-                                                                      model_id))
+                     "node (identical; preflight compares them)"
+                     % (positional, directory, model_id))
     out = {
         "recipe_name": name or _slug(data["name"]),
         "recipe_model_profile": profile,
@@ -507,8 +507,8 @@ def dump(converted, source, dest=None):
             "[\"%s\"]}'; run it: ansible-playbook site.yml -e dgxspark_recipe=%s" % (check, check)]
     if converted["unmapped"]:
         head.append("Not imported (no equivalent in this collection):")
-        head += ["- %s: %s -- %s. Fix: %s" % (item["field"], json.dumps(item["value"]),
-                                             item["reason"], item["fix"])
+        head += ["- %s: %s -- %s. Fix: %s"
+                 % (item["field"], json.dumps(item["value"]), item["reason"], item["fix"])
                  for item in converted["unmapped"]]
     if converted["notes"]:
         head.append("Imported differently:")

@@ -46,6 +46,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   src:
