@@ -19,10 +19,11 @@ Management is a separate host bridge with one ``enP7s7`` per node.
 """
 from __future__ import annotations
 
-from netaddr import AddrFormatError, IPNetwork
-
 from .plan.errors import InputError
-from .topology import PORTS, TopologyError, cables_for
+from .topology import HAS_NETADDR, PORTS, TopologyError, cables_for
+
+if HAS_NETADDR:  # topology.py says how to install it when it is missing
+    from netaddr import AddrFormatError, IPNetwork
 
 FAULT_KINDS = ("swap", "mtu", "down")
 MGMT_NETDEV = "enP7s7"

@@ -37,8 +37,20 @@ takes these routes: NCCL uses the RoCE devices of ``NCCL_IB_HCA`` directly.
 from __future__ import annotations
 
 import socket
+import traceback
 
-from netaddr import AddrFormatError, IPAddress, IPNetwork, IPSet
+# netaddr is a controller requirement (requirements.txt); a module that plans the fabric says
+# so with missing_required_lib(NETADDR_REASON) when it is missing (fabric_plan, lab_network).
+try:
+    from netaddr import AddrFormatError, IPAddress, IPNetwork, IPSet
+except ImportError:
+    HAS_NETADDR = False
+    NETADDR_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_NETADDR = True
+    NETADDR_IMPORT_ERROR = None
+NETADDR_REASON = ("to plan the fabric's subnets and addresses: install it on the controller "
+                  "with `pip install netaddr` (requirements.txt pins it)")
 
 from .plan.errors import InputError
 from .plan.request import MAX_NODES  # the same bound as vllm_plan's nodes

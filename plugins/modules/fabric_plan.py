@@ -20,6 +20,8 @@ description:
     a Spark has), overlapping subnets, a pool or prefix too small for the nodes, a management
     address inside the fabric), with a message that names the variable and the fix.
   - Runs on the controller; changes nothing.
+requirements:
+  - netaddr (Python, on the controller where the module runs; C(pip install netaddr))
 author:
   - dgxspark.cluster contributors
 extends_documentation_fragment:
@@ -103,10 +105,10 @@ plan:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.topology import (
-    TopologyError, plan)
+    HAS_NETADDR, NETADDR_IMPORT_ERROR, NETADDR_REASON, TopologyError, plan)
 
 
 def main():
@@ -125,6 +127,9 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if not HAS_NETADDR:
+        module.fail_json(msg=missing_required_lib("netaddr", reason=NETADDR_REASON),
+                         exception=NETADDR_IMPORT_ERROR)
     p = module.params
     try:
         result = plan(p["nodes"], p["topology"], subnet_pool=p["subnet_pool"],

@@ -18,6 +18,8 @@ description:
     a second run reports no change and a fault can be injected or removed on a running lab.
   - O(state=absent) removes every namespace, bridge and veth whose name carries O(prefix) for
     O(nodes), and nothing else. Stop the lab's nodes first (M(dgxspark.cluster.lab_nodes)).
+requirements:
+  - netaddr (Python, on the host the module runs on; C(pip install netaddr))
 author:
   - dgxspark.cluster contributors
 extends_documentation_fragment:
@@ -97,9 +99,11 @@ actions:
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.lab import LabError, wiring
+from ansible_collections.dgxspark.cluster.plugins.module_utils.topology import (
+    HAS_NETADDR, NETADDR_IMPORT_ERROR, NETADDR_REASON)
 
 
 class Host(object):
@@ -204,6 +208,9 @@ def main():
         ),
         supports_check_mode=True,
     )
+    if not HAS_NETADDR:
+        module.fail_json(msg=missing_required_lib("netaddr", reason=NETADDR_REASON),
+                         exception=NETADDR_IMPORT_ERROR)
     params = module.params
     try:
         plan = wiring(params["nodes"], params["topology"], prefix=params["prefix"],
