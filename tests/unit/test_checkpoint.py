@@ -7,6 +7,7 @@ import random
 import struct
 
 import pytest
+from checkpoints import data, write_checkpoint
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import checkpoint as ckpt
 
@@ -18,10 +19,7 @@ GLM_CONFIG = {"architectures": ["GlmMoeDsaForCausalLM"], "model_type": "glm_moe_
 
 
 def zeros(dtype, shape):
-    count = 1
-    for d in shape:
-        count *= d
-    return (dtype, shape, b"\0" * ((count * ckpt.DTYPE_BITS[dtype] + 7) // 8))
+    return data(dtype, shape)
 
 
 def layer(n):
@@ -32,21 +30,12 @@ def layer(n):
 
 def make_checkpoint(directory, config=GLM_CONFIG, mtp=True, index=True):
     """The toy GLM: shard 1 embeddings + layers 0-1, shard 2 the MTP layer (layer 2)."""
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "config.json"), "w") as handle:
-        json.dump(config, handle)
     base = dict(layer(0), **layer(1))
     base["model.embed_tokens.weight"] = zeros("BF16", [32, 8])
     shards = {"model-00001-of-00002.safetensors": base}
     if mtp:
         shards["model-00002-of-00002.safetensors"] = layer(2)
-    weight_map = {}
-    for name, data in shards.items():
-        ckpt.write_safetensors(os.path.join(directory, name), data)
-        weight_map.update((t, name) for t in data)
-    if index:
-        ckpt.write_index(directory, weight_map)
-    return directory
+    return write_checkpoint(directory, shards, config, index)
 
 
 @pytest.fixture
