@@ -32,15 +32,19 @@ class ManifestError(Exception):
     pass
 
 
-def _sha256_file(path):
-    digest = hashlib.sha256()
+def hash_into(digest, path):
+    """Feed the file ``path`` to ``digest`` (a hashlib object) in chunks; returns it."""
     with open(path, "rb") as handle:
         while True:
             chunk = handle.read(_CHUNK)
             if not chunk:
                 break
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def _sha256_file(path):
+    return hash_into(hashlib.sha256(), path).hexdigest()
 
 
 def _safetensors_header_sha256(path):
