@@ -24,7 +24,8 @@ options:
     description:
       - The C(dgxspark_*) overrides (C(dgxspark_plan), C(dgxspark_serve_args), C(dgxspark_env)
         merge key by key; C(dgxspark_model_dir), C(dgxspark_served_model_name),
-        C(dgxspark_image_patches), C(dgxspark_image_build_profile), C(dgxspark_eval_min_scores)
+        C(dgxspark_image_patches), C(dgxspark_image_build_profile), C(dgxspark_eval_min_scores),
+        C(dgxspark_model_source)
         replace). Keys with a null value count as not given.
     type: dict
     default: {}

@@ -51,6 +51,7 @@ class SourceError(Exception):
     def __init__(self, key, value, problem, fix):
         self.key = key
         self.value = value
+        self.problem = problem
         self.fix = fix
         super(SourceError, self).__init__("%s=%r %s: %s" % (key, value, problem, fix))
 

@@ -22,6 +22,7 @@ import difflib
 import os
 
 from .cluster import engine_args, plan_env
+from .model import SourceError, normalize_source
 from .plan.engine import evaluate
 
 RECIPE_REQUIRED = {
@@ -37,6 +38,8 @@ RECIPE_OPTIONAL = {
     "recipe_env": dict,
     "recipe_request_extra_body": dict,
     "recipe_eval_min_scores": dict,
+    # where the weights come from (model role): base and optional mtp part (module_utils/model.py)
+    "recipe_model_source": dict,
 }
 IMAGE_KEYS = {"build_profile": str, "patches": list}
 
@@ -50,6 +53,7 @@ OVERRIDES = {
     "dgxspark_image_patches": (list, "replace"),
     "dgxspark_image_build_profile": (str, "replace"),
     "dgxspark_eval_min_scores": (dict, "replace"),
+    "dgxspark_model_source": (dict, "replace"),
 }
 
 # Plan keys that are the image's, not the plan's (recipe_image declares them).
@@ -130,6 +134,7 @@ def validate(recipe, source="recipe"):
         if not isinstance(value, IMAGE_KEYS[key]):
             raise RecipeError("recipe_image.%s" % key, value, "must be %s"
                               % _TYPE_NAMES[IMAGE_KEYS[key]], "give %s" % _TYPE_NAMES[IMAGE_KEYS[key]])
+    _model_source(recipe.get("recipe_model_source"), "recipe_model_source")
     for key in IMAGE_PLAN_KEYS:
         if key in recipe["recipe_plan"]:
             raise RecipeError("recipe_plan.%s" % key, recipe["recipe_plan"][key],
@@ -137,6 +142,14 @@ def validate(recipe, source="recipe"):
                               "declare it in recipe_image (build_profile, patches): the plan "
                               "is judged with the image that runs")
     return recipe
+
+
+def _model_source(source, variable):
+    """The model source normalized (module_utils/model.py), its problems as RecipeError."""
+    try:
+        return normalize_source(source, variable)
+    except SourceError as exc:
+        raise RecipeError(exc.key, exc.value, exc.problem, exc.fix)
 
 
 def check_overrides(overrides):
@@ -192,6 +205,9 @@ def effective(recipe, overrides):
         "request_extra_body": dict(recipe.get("recipe_request_extra_body") or {}),
         "eval_min_scores": over.get("dgxspark_eval_min_scores",
                                     dict(recipe.get("recipe_eval_min_scores") or {})),
+        "model_source": _model_source(over["dgxspark_model_source"], "dgxspark_model_source")
+        if "dgxspark_model_source" in over
+        else _model_source(recipe.get("recipe_model_source"), "recipe_model_source"),
     }
 
 
@@ -239,6 +255,11 @@ def inputs(recipe, overrides=None, context=None):
         "dgxspark_site_plan": plan,
         "preflight_plan": plan,
         "preflight_model_dir": site["model_dir"],
+        # the MTP layer's prefixes the recipe declares (else the checkpoint's config.json says)
+        "preflight_model_mtp_prefixes": list(((site["model_source"] or {}).get("mtp") or {})
+                                             .get("layer_prefixes") or []),
+        "model_dir": site["model_dir"],
+        "model_source": site["model_source"],
         "preflight_fallback_model_config": profile,
         "preflight_image_patches": site["image"]["patches"],
         "preflight_image_build": site["image"]["build_profile"],
