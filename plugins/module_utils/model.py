@@ -165,6 +165,36 @@ def _part(key, part, name):
     return out
 
 
+def head_parts(source, store_dir):
+    """The parts of ``source`` (a recipe's model source, raw or normalized) with the
+    directory each has on the head: ``[{"name": "base" | "mtp", "kind": "hub" | "head" |
+    "controller", "dir", ...the part's keys}]`` (empty for no source). A hub part goes to
+    ``store_dir/<owner>--<name>@<revision>``, a controller path to
+    ``store_dir/controller--<basename>``; a head path is used where it is."""
+    if source is None:
+        return []
+    if isinstance(source, dict) and "hybrid" in source:
+        source = dict((k, v) for k, v in source.items() if k != "hybrid")
+    normal = normalize_source(source, "model_source")
+    if not isinstance(store_dir, str) or not store_dir.startswith("/"):
+        raise SourceError("model_store_dir", store_dir, "is not an absolute path",
+                          "give the directory on the head that keeps downloaded parts")
+    out = []
+    for name in PART_NAMES:
+        part = normal.get(name)
+        if part is None:
+            continue
+        if "repo" in part:
+            kind, where = "hub", os.path.join(store_dir, store_name(part))
+        elif part["on"] == "head":
+            kind, where = "head", part["path"]
+        else:
+            kind = "controller"
+            where = os.path.join(store_dir, "controller--%s" % os.path.basename(part["path"]))
+        out.append(dict(part, name=name, kind=kind, dir=where))
+    return out
+
+
 def is_pinned(part):
     """Whether a hub part names a commit (not a branch or tag that can move)."""
     return bool(part and part.get("revision") and re.match(r"^[0-9a-f]{40}$", part["revision"]))

@@ -302,3 +302,19 @@ def test_transfer_to_an_empty_node_moves_everything(base):
     head = model_manifest.manifest(base)
     moved = model.transfer(head, {})
     assert moved["copy"] == sorted(head["files"]) and moved["bytes"] == head["total_bytes"]
+
+
+def test_head_parts_say_where_each_part_is_on_the_head():
+    source = model.normalize_source({
+        "base": {"repo": "Mapika/GLM-5.2-NVFP4", "revision": "main"},
+        "mtp": {"path": "/data/mtp", "on": "controller"}})
+    parts = model.head_parts(source, "/store")
+    assert [(p["name"], p["kind"], p["dir"]) for p in parts] == [
+        ("base", "hub", "/store/Mapika--GLM-5.2-NVFP4@main"),
+        ("mtp", "controller", "/store/controller--mtp")]
+    assert model.head_parts({"base": {"path": "/m"}}, "/store")[0]["dir"] == "/m"
+    assert model.head_parts(None, "/store") == []
+    with pytest.raises(model.SourceError):
+        model.head_parts({"base": {"path": "/m"}}, "store")
+    with pytest.raises(model.SourceError):
+        model.head_parts({"base": {"repo": "x"}}, "/store")

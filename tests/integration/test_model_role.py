@@ -1,0 +1,117 @@
+"""playbooks/model.yml (the model role with site.yml's recipe mapping) as Ansible runs it, with
+ansible_runner, on one local node, against a local stand-in of the Hugging Face hub (the lab
+and the tests have no hub): a hybrid checkpoint downloaded in two parts and assembled, a second
+run that changes nothing, check mode that says what it would fetch and changes nothing, a
+refused MTP part, a head path source, and a token that never reaches the output.
+
+The copy to workers (a temporary rsync daemon on the head's fabric address) needs root and
+several nodes: the lab's cluster3 scenario runs it (molecule test -s cluster3).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+
+import ansible_runner
+import pytest
+import yaml
+from checkpoints import data, write_checkpoint
+from fake_hub import FakeHub
+
+from ansible_collections.dgxspark.cluster.plugins.module_utils import checkpoint as ckpt
+from conftest import ROOT
+
+TOKEN = "hf_" + "Zq9" * 10
+CONFIG = {"architectures": ["GlmMoeDsaForCausalLM"], "model_type": "glm_moe_dsa",
+          "num_hidden_layers": 2, "num_nextn_predict_layers": 1}
+_runs = itertools.count()
+
+
+def layer(n, fill=0):
+    return {"model.layers.%d.self_attn.o_proj.weight" % n: data("BF16", [4, 4], fill),
+            "model.layers.%d.mlp.up_proj.weight" % n: data("U8", [8, 4], fill)}
+
+
+@pytest.fixture
+def repos(tmp_path):
+    base = write_checkpoint(tmp_path / "hub/base", {
+        "model-00001-of-00002.safetensors": layer(0, 1),
+        "model-00002-of-00002.safetensors": layer(1, 2)}, CONFIG,
+        extra={"tokenizer.json": "{}"})
+    mtp = write_checkpoint(tmp_path / "hub/mtp", {"model-00001-of-00001.safetensors": layer(2, 3)},
+                           CONFIG)
+    return {"owner/base": base, "owner/mtp": mtp}
+
+
+def play(tmp_path, source, check=False, endpoint="http://127.0.0.1:9", verbose=False):
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"sparks": {"hosts": {"spark1": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "ansible_become": False}}}}}}))
+    extravars = {"dgxspark_recipe": "tiny", "dgxspark_model_source": source,
+                 "model_dir": str(tmp_path / "models/m"), "model_store_dir": str(tmp_path / "store"),
+                 "model_hf_endpoint": endpoint, "model_hf_token": TOKEN, "model_poll_interval": 1}
+    private = tmp_path / ("runner%d" % next(_runs))
+    private.mkdir()
+    cmdline = " ".join((["--check", "--diff"] if check else []) + (["-vvv"] if verbose else []))
+    return ansible_runner.run(
+        private_data_dir=str(private), project_dir=str(ROOT),
+        playbook=str(ROOT / "playbooks/model.yml"), inventory=str(inventory), extravars=extravars,
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, cmdline=cmdline or None,
+        quiet=True)
+
+
+def changed(runner):
+    return runner.stats["changed"].get("spark1", 0)
+
+
+HYBRID = {"base": {"repo": "owner/base", "revision": "main"},
+          "mtp": {"repo": "owner/mtp", "revision": "main"}}
+
+
+def test_a_hybrid_from_the_hub_is_assembled_then_nothing_changes(tmp_path, repos):
+    with FakeHub(repos, token=TOKEN) as hub:
+        # check mode first: says what it would download, touches nothing
+        checked = play(tmp_path, HYBRID, check=True, endpoint=hub.endpoint)
+        assert checked.status == "successful", checked.stdout.read()
+        assert not (tmp_path / "store").exists() and not (tmp_path / "models").exists()
+        first = play(tmp_path, HYBRID, endpoint=hub.endpoint, verbose=True)
+        out = first.stdout.read()
+        assert first.status == "successful", out
+        assert TOKEN not in out
+        second = play(tmp_path, HYBRID, endpoint=hub.endpoint)
+        assert second.status == "successful", second.stdout.read()
+    model = str(tmp_path / "models/m")
+    index = ckpt.load_index(model)
+    assert index["weight_map"]["model.layers.2.self_attn.o_proj.weight"] == \
+        "model-00001-of-00001.safetensors"
+    assert ckpt.check(model, {"mtp": True}) == []
+    store = tmp_path / "store/owner--base@main"
+    assert os.path.samefile(store / "model-00001-of-00002.safetensors",
+                            os.path.join(model, "model-00001-of-00002.safetensors"))
+    assert changed(first) > 0 and changed(second) == 0
+    # the token went to the hub, never to the CDN the hub redirects to
+    assert all(r[2] is None for r in hub.requests if r[0].startswith("localhost"))
+
+
+def test_an_mtp_part_without_the_mtp_layer_is_refused(tmp_path, repos):
+    repos["owner/mtp"] = write_checkpoint(tmp_path / "hub/nomtp",
+                                          {"x.safetensors": layer(1)}, CONFIG)
+    with FakeHub(repos, token=TOKEN) as hub:
+        runner = play(tmp_path, HYBRID, endpoint=hub.endpoint)
+    out = runner.stdout.read()
+    assert runner.status == "failed"
+    assert "has no tensor under model.layers.2.*" in out
+    assert not (tmp_path / "models/m").exists()
+
+
+def test_a_head_path_source_and_a_wrong_token(tmp_path, repos):
+    runner = play(tmp_path, {"base": {"path": repos["owner/base"]}})
+    assert runner.status == "successful", runner.stdout.read()
+    assert os.path.samefile(os.path.join(repos["owner/base"], "config.json"),
+                            str(tmp_path / "models/m/config.json"))
+    with FakeHub(repos, token="hf_other") as hub:
+        runner = play(tmp_path, HYBRID, endpoint=hub.endpoint)
+    out = runner.stdout.read()
+    assert runner.status == "failed" and "gated or private" in out and TOKEN not in out
