@@ -256,6 +256,7 @@ def inputs(recipe, overrides=None, context=None):
         "preflight_plan": plan,
         "preflight_model_dir": site["model_dir"],
         # the MTP layer's prefixes the recipe declares (else the checkpoint's config.json says)
+        "preflight_model_source": site["model_source"] is not None,
         "preflight_model_mtp_prefixes": list(((site["model_source"] or {}).get("mtp") or {})
                                              .get("layer_prefixes") or []),
         "model_dir": site["model_dir"],

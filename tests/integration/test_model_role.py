@@ -115,3 +115,36 @@ def test_a_head_path_source_and_a_wrong_token(tmp_path, repos):
         runner = play(tmp_path, HYBRID, endpoint=hub.endpoint)
     out = runner.stdout.read()
     assert runner.status == "failed" and "gated or private" in out and TOKEN not in out
+
+
+def preflight(tmp_path, model_dir, *extra):
+    """site.yml --tags preflight on one local node (no GPU, no image yet) with the tiny recipe."""
+    import json as _json
+    import subprocess
+
+    inventory = tmp_path / "preflight.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"sparks": {"hosts": {"spark1": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "ansible_become": False, "preflight_require_gpu": False, "preflight_min_kernel": "3.0",
+        "preflight_mem_available_floor_gib": 0,
+        "preflight_controller_dir": str(tmp_path / "ctl")}}}}}}))
+    plan = _json.dumps({"dgxspark_plan": {"nodes": 1, "tensor_parallel_size": 1},
+                        "dgxspark_model_dir": model_dir})
+    return subprocess.run(["ansible-playbook", "-i", str(inventory), str(ROOT / "site.yml"),
+                           "-e", "dgxspark_recipe=tiny", "-e", plan] + list(extra),
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=600)
+
+
+def test_preflight_names_a_missing_shard_of_the_heads_checkpoint(tmp_path):
+    import json as _json
+
+    config = _json.loads((ROOT / "recipes/models/dgxspark-tiny/config.json").read_text())
+    model = write_checkpoint(tmp_path / "tiny", {
+        "model-00001-of-00002.safetensors": {"model.embed_tokens.weight": data("F32", [4, 4])},
+        "model-00002-of-00002.safetensors": layer(0)}, config)
+    os.unlink(os.path.join(model, "model-00002-of-00002.safetensors"))
+    proc = preflight(tmp_path, model, "--tags", "preflight")
+    assert proc.returncode != 0
+    assert "the index names 1 shard(s) that are not there: model-00002-of-00002.safetensors" \
+        in proc.stdout, proc.stdout[-4000:]
+    assert "fix: fetch the missing shard(s)" in proc.stdout
