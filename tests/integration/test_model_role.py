@@ -148,3 +148,14 @@ def test_preflight_names_a_missing_shard_of_the_heads_checkpoint(tmp_path):
     assert "the index names 1 shard(s) that are not there: model-00002-of-00002.safetensors" \
         in proc.stdout, proc.stdout[-4000:]
     assert "fix: fetch the missing shard(s)" in proc.stdout
+
+
+def test_without_a_source_the_model_must_be_on_the_head(tmp_path, repos):
+    runner = play(tmp_path, None)
+    out = runner.stdout.read()
+    assert runner.status == "failed" and "has no %s/config.json" % (tmp_path / "models/m") in out
+    os.makedirs(str(tmp_path / "models"))
+    os.symlink(repos["owner/base"], str(tmp_path / "models/m"))
+    runner = play(tmp_path, None)
+    assert runner.status == "successful", runner.stdout.read()
+    assert changed(runner) == 0
