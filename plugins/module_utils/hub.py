@@ -126,6 +126,41 @@ def select(files, include=None):
     return out
 
 
+def is_shard(name):
+    return name.endswith(".safetensors")
+
+
+def mtp_files(dest, files, prefixes=None):
+    """Of a repository's ``files`` (a listing's), those a hybrid's MTP part needs: every file
+    that is no safetensors shard, and the shards its index (already in ``dest``) names for
+    tensors under ``prefixes`` (default: the MTP layers of its config.json, also in ``dest``).
+    A repository without an index needs all its shards. Raises HubError when the index names
+    no tensor under the prefixes."""
+    from . import checkpoint as ckpt
+
+    small = dict((n, i) for n, i in files.items() if not is_shard(n))
+    if ckpt.INDEX not in files:
+        return dict(files)
+    try:
+        index = ckpt.load_index(dest)
+        if not prefixes:
+            config = ckpt.read_json(os.path.join(dest, ckpt.CONFIG), "re-download it")
+            prefixes = ckpt.mtp_prefixes(config)
+    except ckpt.CheckpointError as exc:
+        raise HubError("%s %s" % (exc.path, exc.problem), exc.fix)
+    if not prefixes:
+        raise HubError("the MTP part's config.json does not say where its MTP layer is",
+                       "declare the mtp part's layer_prefix in the recipe, e.g. model.layers.78.")
+    shards = set(s for t, s in (index or {}).get("weight_map", {}).items()
+                 if t.startswith(tuple(prefixes)))
+    if not shards:
+        raise HubError("the MTP part's index maps no tensor under %s" % ", ".join(
+            p + "*" for p in prefixes), "point the mtp part at the repository with the "
+            "trained MTP layer, or fix layer_prefix")
+    small.update((n, files[n]) for n in shards if n in files)
+    return small
+
+
 def read_record(dest):
     try:
         with open(os.path.join(dest, RECORD)) as handle:

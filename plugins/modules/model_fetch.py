@@ -68,6 +68,21 @@ options:
     description: Seconds to wait for the hub on each request.
     type: int
     default: 60
+  only_mtp:
+    description:
+      - Download only what the MTP part of a hybrid checkpoint needs - every file that is no
+        safetensors shard (config, index, ...) first, then only the shards the index names for
+        tensors under O(tensor_prefixes). A repository without an index is downloaded whole.
+      - In check mode, before the index is on the node, every file counts.
+    type: bool
+    default: false
+  tensor_prefixes:
+    description:
+      - With O(only_mtp), the MTP layer's weight-name prefixes (e.g. C(model.layers.78.)).
+        Empty - from the repository's C(config.json).
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -108,6 +123,17 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgxspark.cluster.plugins.module_utils import hub
 
 
+def fetch(module, listed, files, names):
+    """Download ``names`` (one after the other); returns the bytes transferred."""
+    p = module.params
+    os.makedirs(p["dest"], exist_ok=True)
+    moved = 0
+    for name in names:
+        moved += hub.download(p["endpoint"], p["repo"], listed["commit"], name, p["dest"],
+                              files[name], p["token"], p["timeout"])
+    return moved
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -118,6 +144,8 @@ def main():
             endpoint=dict(type="str", default="https://huggingface.co"),
             include=dict(type="list", elements="str", default=[]),
             timeout=dict(type="int", default=60),
+            only_mtp=dict(type="bool", default=False),
+            tensor_prefixes=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -129,14 +157,21 @@ def main():
             module.fail_json(msg="%s@%s has no file matching include %s: fix include"
                              % (p["repo"], p["revision"], p["include"]))
         record = hub.read_record(p["dest"])
-        todo = hub.to_fetch(p["dest"], files, record)
-        left = sum((files[n].get("size") or 0) - hub.partial_bytes(p["dest"], n) for n in todo)
-        moved = 0
-        if todo and not module.check_mode:
-            os.makedirs(p["dest"], exist_ok=True)
-            for name in todo:
-                moved += hub.download(p["endpoint"], p["repo"], listed["commit"], name,
-                                      p["dest"], files[name], p["token"], p["timeout"])
+        first, moved = [], 0
+        if p["only_mtp"]:
+            # the small files first (config, index): they say which shards hold the MTP layer
+            small = dict((n, i) for n, i in files.items() if not hub.is_shard(n))
+            first = hub.to_fetch(p["dest"], small, record)
+            if first and not module.check_mode:
+                moved += fetch(module, listed, files, first)
+            if not first or not module.check_mode:
+                files = hub.mtp_files(p["dest"], files, p["tensor_prefixes"])
+        rest = [n for n in hub.to_fetch(p["dest"], files, record) if n not in first]
+        todo = sorted(first + rest)
+        left = sum((files.get(n, {}).get("size") or 0) - hub.partial_bytes(p["dest"], n)
+                   for n in todo)
+        if rest and not module.check_mode:
+            moved += fetch(module, listed, files, rest)
         wrote_record = False
         want = {"repo": p["repo"], "revision": p["revision"], "commit": listed["commit"],
                 "files": dict((n, {"size": i.get("size"), "sha256": i.get("sha256"),

@@ -39,8 +39,9 @@ def repos(tmp_path):
         "model-00001-of-00002.safetensors": layer(0, 1),
         "model-00002-of-00002.safetensors": layer(1, 2)}, CONFIG,
         extra={"tokenizer.json": "{}"})
-    mtp = write_checkpoint(tmp_path / "hub/mtp", {"model-00001-of-00001.safetensors": layer(2, 3)},
-                           CONFIG)
+    # the MTP repository also holds shards without the MTP layer: they are not downloaded
+    mtp = write_checkpoint(tmp_path / "hub/mtp", {"model-00001-of-00001.safetensors": layer(2, 3),
+                                                  "other.safetensors": layer(0, 4)}, CONFIG)
     return {"owner/base": base, "owner/mtp": mtp}
 
 
@@ -87,6 +88,8 @@ def test_a_hybrid_from_the_hub_is_assembled_then_nothing_changes(tmp_path, repos
     assert index["weight_map"]["model.layers.2.self_attn.o_proj.weight"] == \
         "model-00001-of-00001.safetensors"
     assert ckpt.check(model, {"mtp": True}) == []
+    assert not (tmp_path / "store/owner--mtp@main/other.safetensors").exists()
+    assert (tmp_path / "store/owner--mtp@main/model-00001-of-00001.safetensors").exists()
     store = tmp_path / "store/owner--base@main"
     assert os.path.samefile(store / "model-00001-of-00002.safetensors",
                             os.path.join(model, "model-00001-of-00002.safetensors"))
@@ -96,13 +99,15 @@ def test_a_hybrid_from_the_hub_is_assembled_then_nothing_changes(tmp_path, repos
 
 
 def test_an_mtp_part_without_the_mtp_layer_is_refused(tmp_path, repos):
+    """(Assembly refuses the same from files: tests/unit/test_model.py.)"""
     repos["owner/mtp"] = write_checkpoint(tmp_path / "hub/nomtp",
                                           {"x.safetensors": layer(1)}, CONFIG)
     with FakeHub(repos, token=TOKEN) as hub:
         runner = play(tmp_path, HYBRID, endpoint=hub.endpoint)
     out = runner.stdout.read()
     assert runner.status == "failed"
-    assert "has no tensor under model.layers.2.*" in out
+    # refused as soon as the MTP part's index is read (before any shard is downloaded)
+    assert "the MTP part's index maps no tensor under model.layers.2.*" in out
     assert not (tmp_path / "models/m").exists()
 
 

@@ -127,3 +127,21 @@ def test_an_unreachable_hub():
     with pytest.raises(hub.HubError) as err:
         hub.listing("http://127.0.0.1:9", "owner/model", "main", TOKEN, timeout=2)
     assert "cannot reach" in err.value.problem and "path" in err.value.fix
+
+
+def test_the_mtp_part_needs_only_the_shards_of_the_mtp_layer(tmp_path):
+    config = {"architectures": ["GlmMoeDsaForCausalLM"], "model_type": "glm_moe_dsa",
+              "num_hidden_layers": 2, "num_nextn_predict_layers": 1}
+    repo = write_checkpoint(tmp_path / "mtp", {"a.safetensors": {"model.layers.0.w": data("U8", [4])},
+                                               "b.safetensors": {"model.layers.2.w": data("U8", [4])}},
+                            config)
+    files = dict((n, {}) for n in os.listdir(repo))
+    assert sorted(hub.mtp_files(repo, files)) == ["b.safetensors", "config.json",
+                                                  "model.safetensors.index.json"]
+    assert sorted(hub.mtp_files(repo, files, ["model.layers.0."]))[0] == "a.safetensors"
+    with pytest.raises(hub.HubError) as err:
+        hub.mtp_files(repo, files, ["model.layers.9."])
+    assert "model.layers.9.*" in err.value.problem
+    # without an index every shard is needed
+    assert hub.mtp_files(repo, {"a.safetensors": {}, "b.safetensors": {}}) == \
+        {"a.safetensors": {}, "b.safetensors": {}}
