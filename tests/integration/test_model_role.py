@@ -4,13 +4,15 @@ and the tests have no hub): a hybrid checkpoint downloaded in two parts and asse
 run that changes nothing, check mode that says what it would fetch and changes nothing, a
 refused MTP part, a head path source, and a token that never reaches the output.
 
-The copy to workers (a temporary rsync daemon on the head's fabric address) needs root and
-several nodes: the lab's cluster3 scenario runs it (molecule test -s cluster3).
+The copy to workers runs with two "nodes" that are both this machine, each with its own model
+directory, over 127.0.0.1 (needs rsync and root); over a real fabric, the lab's cluster3
+scenario runs it (molecule test -s cluster3).
 """
 from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
 
 import ansible_runner
@@ -20,6 +22,7 @@ from checkpoints import data, write_checkpoint
 from fake_hub import FakeHub
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import checkpoint as ckpt
+from ansible_collections.dgxspark.cluster.plugins.module_utils import model_manifest
 from conftest import ROOT
 
 TOKEN = "hf_" + "Zq9" * 10
@@ -164,3 +167,61 @@ def test_without_a_source_the_model_must_be_on_the_head(tmp_path, repos):
     runner = play(tmp_path, None)
     assert runner.status == "successful", runner.stdout.read()
     assert changed(runner) == 0
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def two_nodes(tmp_path, source):
+    """The head and one worker, both this machine (each its own model directory), the copy
+    over 127.0.0.1 through the head's temporary rsync daemon."""
+    hosts = {}
+    for name in ("spark1", "spark2"):
+        hosts[name] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+                       "ansible_become": False, "model_dir": str(tmp_path / name / "model"),
+                       "model_run_dir": str(tmp_path / name / "run")}
+    inventory = tmp_path / "two.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"sparks": {"hosts": hosts}}}}))
+    private = tmp_path / ("runner%d" % next(_runs))
+    private.mkdir()
+    return ansible_runner.run(
+        private_data_dir=str(private), project_dir=str(ROOT),
+        playbook=str(ROOT / "playbooks/model.yml"), inventory=str(inventory),
+        extravars={"dgxspark_recipe": "tiny", "dgxspark_model_source": source,
+                   "model_head_address": "127.0.0.1", "model_rsync_port": free_port(),
+                   "model_poll_interval": 1, "model_store_dir": str(tmp_path / "store")},
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}, quiet=True)
+
+
+@pytest.mark.skipif(shutil.which("rsync") is None or os.geteuid() != 0,
+                    reason="needs rsync and root (the daemon runs as root, as on a Spark)")
+def test_a_worker_receives_only_what_it_lacks_over_the_heads_rsync_daemon(tmp_path, repos):
+    source = {"base": {"path": repos["owner/base"]}, "mtp": {"path": repos["owner/mtp"]}}
+    first = two_nodes(tmp_path, source)
+    assert first.status == "successful", first.stdout.read()
+    head, worker = str(tmp_path / "spark1/model"), str(tmp_path / "spark2/model")
+    assert model_manifest.differences(model_manifest.manifest(head),
+                                      model_manifest.manifest(worker)) == []
+    assert ckpt.check(worker, {"mtp": True}) == []
+    assert not os.path.exists(str(tmp_path / "spark1/run"))  # password and daemon gone
+    second = two_nodes(tmp_path, source)
+    assert second.status == "successful" and sum(second.stats["changed"].values()) == 0
+    # one shard differs on the worker (same size), one file is extra: that shard only moves
+    shard = os.path.join(worker, "model-00002-of-00002.safetensors")
+    with open(shard, "r+b") as handle:
+        handle.seek(os.path.getsize(shard) - 1)
+        handle.write(b"\x5a")
+    with open(os.path.join(worker, "stray.txt"), "w") as handle:
+        handle.write("x")
+    third = two_nodes(tmp_path, source)
+    out = third.stdout.read()
+    assert third.status == "successful", out
+    assert "spark2: 1 file(s)" in out and "model-00002-of-00002.safetensors" in out
+    assert not os.path.exists(os.path.join(worker, "stray.txt"))
+    assert model_manifest.differences(model_manifest.manifest(head),
+                                      model_manifest.manifest(worker)) == []
