@@ -4,10 +4,11 @@
 """A recipe, and what it means for every role: site.yml's one mapping, in plain Python.
 
 A recipe is data (``recipes/vars/<name>.yml``): the plan, the image it runs on (build
-profile and patches), the serve-only arguments, the environment, the model directory and the
+profile and patches), the serve-only arguments, the environment, the model directory, where
+its weights come from (``recipe_model_source``, checked by module_utils/model.py) and the
 served name. ``inputs(recipe, overrides, context)`` turns it into the input variables of the
-roles (``preflight_*``, ``vllm_image_*``, ``vllm_cluster_*``, ``verify_*``, ``benchmark_*``,
-``eval_*``). The ``dgxspark_*`` overrides change parts of it: ``dgxspark_plan``,
+roles (``preflight_*``, ``model_*``, ``vllm_image_*``, ``vllm_cluster_*``, ``verify_*``,
+``benchmark_*``, ``eval_*``). The ``dgxspark_*`` overrides change parts of it: ``dgxspark_plan``,
 ``dgxspark_serve_args`` and ``dgxspark_env`` merge key by key into the recipe's, the others
 replace a value. The playbooks set a role input from here only where the inventory and ``-e``
 do not set it, so the precedence is: -e, then the inventory (host_vars, group_vars), then the
