@@ -11,8 +11,8 @@ short_description: A recipe's inputs for every role (site.yml's one mapping)
 description:
   - Loads a recipe (C(recipes/vars/<name>.yml) of the collection, a directory of your own, or
     a recipe file), checks it, applies the C(dgxspark_*) overrides and returns the input
-    variables of the roles (C(preflight_*), C(vllm_image_*), C(vllm_cluster_*), C(verify_*),
-    C(benchmark_*), C(eval_*)) as one dict. The playbooks set each of them only where neither
+    variables of the roles (C(preflight_*), C(model_*), C(vllm_image_*), C(vllm_cluster_*),
+    C(verify_*), C(benchmark_*), C(eval_*)) as one dict. The playbooks set each of them only where neither
     the inventory nor C(-e) sets it (C(playbooks/tasks/recipe.yml)).
   - A recipe that does not exist, an unknown key, a plan key that belongs to the image or a
     serve argument that is a plan option fails, naming the variable, the value and the fix.
@@ -24,7 +24,8 @@ options:
     description:
       - The C(dgxspark_*) overrides (C(dgxspark_plan), C(dgxspark_serve_args), C(dgxspark_env)
         merge key by key; C(dgxspark_model_dir), C(dgxspark_served_model_name),
-        C(dgxspark_image_patches), C(dgxspark_image_build_profile), C(dgxspark_eval_min_scores)
+        C(dgxspark_image_patches), C(dgxspark_image_build_profile), C(dgxspark_eval_min_scores),
+        C(dgxspark_model_source)
         replace). Keys with a null value count as not given.
     type: dict
     default: {}

@@ -32,15 +32,19 @@ class ManifestError(Exception):
     pass
 
 
-def _sha256_file(path):
-    digest = hashlib.sha256()
+def hash_into(digest, path):
+    """Feed the file ``path`` to ``digest`` (a hashlib object) in chunks; returns it."""
     with open(path, "rb") as handle:
         while True:
             chunk = handle.read(_CHUNK)
             if not chunk:
                 break
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def _sha256_file(path):
+    return hash_into(hashlib.sha256(), path).hexdigest()
 
 
 def _safetensors_header_sha256(path):
@@ -55,29 +59,35 @@ def _safetensors_header_sha256(path):
     return hashlib.sha256(head + body).hexdigest()
 
 
+def walk_files(path):
+    """The regular files under ``path`` (relative paths, sorted), hidden files and
+    directories left out (a copy's partial files, the model role's records)."""
+    out = []
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            full_path = os.path.join(root, name)
+            if not name.startswith(".") and os.path.isfile(full_path):
+                out.append(os.path.relpath(full_path, path))
+    return out
+
+
 def manifest(path, hash_limit=DEFAULT_HASH_LIMIT, full=False):
     """The manifest of the model directory ``path`` (see the module's docstring)."""
     if not os.path.isdir(path):
         raise ManifestError("%s is not a directory" % path)
     files = {}
     total = 0
-    for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            full_path = os.path.join(root, name)
-            if not os.path.isfile(full_path):
-                continue
-            rel = os.path.relpath(full_path, path)
-            size = os.path.getsize(full_path)
-            total += size
-            entry = {"size": size}
-            if full or size <= hash_limit:
-                entry["sha256"] = _sha256_file(full_path)
-            elif name.endswith(".safetensors"):
-                entry["header_sha256"] = _safetensors_header_sha256(full_path)
-            files[rel] = entry
+    for rel in walk_files(path):
+        full_path = os.path.join(path, rel)
+        size = os.path.getsize(full_path)
+        total += size
+        entry = {"size": size}
+        if full or size <= hash_limit:
+            entry["sha256"] = _sha256_file(full_path)
+        elif rel.endswith(".safetensors"):
+            entry["header_sha256"] = _safetensors_header_sha256(full_path)
+        files[rel] = entry
     return {"path": path, "files": files, "count": len(files), "total_bytes": total,
             "hash_limit": hash_limit, "full": bool(full)}
 

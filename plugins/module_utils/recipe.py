@@ -4,10 +4,11 @@
 """A recipe, and what it means for every role: site.yml's one mapping, in plain Python.
 
 A recipe is data (``recipes/vars/<name>.yml``): the plan, the image it runs on (build
-profile and patches), the serve-only arguments, the environment, the model directory and the
+profile and patches), the serve-only arguments, the environment, the model directory, where
+its weights come from (``recipe_model_source``, checked by module_utils/model.py) and the
 served name. ``inputs(recipe, overrides, context)`` turns it into the input variables of the
-roles (``preflight_*``, ``vllm_image_*``, ``vllm_cluster_*``, ``verify_*``, ``benchmark_*``,
-``eval_*``). The ``dgxspark_*`` overrides change parts of it: ``dgxspark_plan``,
+roles (``preflight_*``, ``model_*``, ``vllm_image_*``, ``vllm_cluster_*``, ``verify_*``,
+``benchmark_*``, ``eval_*``). The ``dgxspark_*`` overrides change parts of it: ``dgxspark_plan``,
 ``dgxspark_serve_args`` and ``dgxspark_env`` merge key by key into the recipe's, the others
 replace a value. The playbooks set a role input from here only where the inventory and ``-e``
 do not set it, so the precedence is: -e, then the inventory (host_vars, group_vars), then the
@@ -22,6 +23,7 @@ import difflib
 import os
 
 from .cluster import engine_args, plan_env
+from .model import SourceError, normalize_source
 from .plan.engine import evaluate
 from .nccl import LIBRARY_ENV
 
@@ -38,6 +40,8 @@ RECIPE_OPTIONAL = {
     "recipe_env": dict,
     "recipe_request_extra_body": dict,
     "recipe_eval_min_scores": dict,
+    # where the weights come from (model role): base and optional mtp part (module_utils/model.py)
+    "recipe_model_source": dict,
 }
 IMAGE_KEYS = {"build_profile": str, "patches": list}
 
@@ -51,6 +55,7 @@ OVERRIDES = {
     "dgxspark_image_patches": (list, "replace"),
     "dgxspark_image_build_profile": (str, "replace"),
     "dgxspark_eval_min_scores": (dict, "replace"),
+    "dgxspark_model_source": (dict, "replace"),
 }
 
 # Plan keys that are the image's, not the plan's (recipe_image declares them).
@@ -131,6 +136,7 @@ def validate(recipe, source="recipe"):
         if not isinstance(value, IMAGE_KEYS[key]):
             raise RecipeError("recipe_image.%s" % key, value, "must be %s"
                               % _TYPE_NAMES[IMAGE_KEYS[key]], "give %s" % _TYPE_NAMES[IMAGE_KEYS[key]])
+    _model_source(recipe.get("recipe_model_source"), "recipe_model_source")
     for key in IMAGE_PLAN_KEYS:
         if key in recipe["recipe_plan"]:
             raise RecipeError("recipe_plan.%s" % key, recipe["recipe_plan"][key],
@@ -138,6 +144,14 @@ def validate(recipe, source="recipe"):
                               "declare it in recipe_image (build_profile, patches): the plan "
                               "is judged with the image that runs")
     return recipe
+
+
+def _model_source(source, variable):
+    """The model source normalized (module_utils/model.py), its problems as RecipeError."""
+    try:
+        return normalize_source(source, variable)
+    except SourceError as exc:
+        raise RecipeError(exc.key, exc.value, exc.problem, exc.fix)
 
 
 def check_overrides(overrides):
@@ -193,6 +207,9 @@ def effective(recipe, overrides):
         "request_extra_body": dict(recipe.get("recipe_request_extra_body") or {}),
         "eval_min_scores": over.get("dgxspark_eval_min_scores",
                                     dict(recipe.get("recipe_eval_min_scores") or {})),
+        "model_source": _model_source(over["dgxspark_model_source"], "dgxspark_model_source")
+        if "dgxspark_model_source" in over
+        else _model_source(recipe.get("recipe_model_source"), "recipe_model_source"),
     }
 
 
@@ -240,6 +257,12 @@ def inputs(recipe, overrides=None, context=None):
         "dgxspark_site_plan": plan,
         "preflight_plan": plan,
         "preflight_model_dir": site["model_dir"],
+        # the MTP layer's prefixes the recipe declares (else the checkpoint's config.json says)
+        "preflight_model_source": site["model_source"] is not None,
+        "preflight_model_mtp_prefixes": list(((site["model_source"] or {}).get("mtp") or {})
+                                             .get("layer_prefixes") or []),
+        "model_dir": site["model_dir"],
+        "model_source": site["model_source"],
         "preflight_fallback_model_config": profile,
         "preflight_image_patches": site["image"]["patches"],
         "preflight_image_build": site["image"]["build_profile"],

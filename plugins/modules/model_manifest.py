@@ -43,6 +43,11 @@ options:
     description: Hash every file whole.
     type: bool
     default: false
+  reference:
+    description:
+      - Another node's manifest (the head's, as this module returned it). When given, the
+        module also returns RV(transfer) - what this node must receive to hold the same model.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -50,6 +55,12 @@ EXAMPLES = r"""
   dgxspark.cluster.model_manifest:
     path: /var/lib/dgxspark/models/glm-5.2-nvfp4
   register: manifest
+
+- name: What each worker must receive from the head
+  dgxspark.cluster.model_manifest:
+    path: /var/lib/dgxspark/models/glm-5.2-nvfp4
+    reference: "{{ hostvars[groups['sparks'][0]].manifest.manifest }}"
+  register: worker_manifest
 """
 
 RETURN = r"""
@@ -63,12 +74,19 @@ manifest:
       C(total_bytes), C(hash_limit), C(full); empty when the directory does not exist.
   returned: always
   type: dict
+transfer:
+  description:
+    - With O(reference) - C(copy) (files this node lacks or holds with another size or hash),
+      C(delete) (files the reference has not), C(bytes) (of the files to copy), C(same).
+  returned: when O(reference) is given
+  type: dict
 """
 
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dgxspark.cluster.plugins.module_utils.model import transfer
 from ansible_collections.dgxspark.cluster.plugins.module_utils.model_manifest import (
     ManifestError, manifest)
 
@@ -79,6 +97,7 @@ def main():
             path=dict(type="path", required=True),
             hash_limit=dict(type="int", default=67108864),
             full=dict(type="bool", default=False),
+            reference=dict(type="dict"),
         ),
         supports_check_mode=True,
     )
@@ -86,13 +105,16 @@ def main():
     if module.params["hash_limit"] < 0:
         module.fail_json(msg="hash_limit %d: give a number of bytes (0 or more)"
                          % module.params["hash_limit"])
+    reference = module.params["reference"]
     if not os.path.isdir(path):
-        module.exit_json(changed=False, exists=False, manifest={})
+        extra = {} if reference is None else {"transfer": transfer(reference, {})}
+        module.exit_json(changed=False, exists=False, manifest={}, **extra)
     try:
         result = manifest(path, module.params["hash_limit"], module.params["full"])
     except (ManifestError, OSError) as exc:
         module.fail_json(msg="cannot read the model directory %s: %s" % (path, exc))
-    module.exit_json(changed=False, exists=True, manifest=result)
+    extra = {} if reference is None else {"transfer": transfer(reference, result)}
+    module.exit_json(changed=False, exists=True, manifest=result, **extra)
 
 
 if __name__ == "__main__":

@@ -244,3 +244,49 @@ def test_the_engine_padding_must_be_the_padding_of_the_model_proven():
     assert hosts.padding_agreement(None, unpadded, "m") == []
     assert hosts.padding_agreement(None, mimo["padding"], "m")
     assert hosts.padding_agreement(engine_padding, unpadded, "m")
+
+
+MISSING_MTP = {"severity": "error", "file": "/m/model.safetensors.index.json",
+               "message": "/m has no model.layers.78.* tensor", "fix": "assemble a hybrid"}
+WRONG_QUANT = {"severity": "error", "file": "/m/config.json",
+               "message": "/m/config.json is quantized as FP8", "fix": "fetch the recipe's"}
+DUPLICATE = {"severity": "warning", "file": "/m", "message": "/m: 1 tensor(s) are in two shards",
+             "fix": "keep each tensor in one shard"}
+
+
+def test_checkpoint_errors_fail_preflight_with_the_fix_and_warnings_are_lines():
+    out = preflight(checkpoint_findings=[MISSING_MTP, DUPLICATE])
+    assert out["failures"] == ["/m has no model.layers.78.* tensor -- fix: assemble a hybrid"]
+    assert "model: warning: /m: 1 tensor(s) are in two shards -- fix: keep each tensor in one " \
+        "shard" in out["lines"]
+    ok = preflight(checkpoint_findings=[])
+    assert ok["failures"] == [] and "model: the same /m on 3 node(s), the head's checkpoint " \
+        "complete" in ok["lines"]
+    assert "model: the same /m on 3 node(s)" in preflight()["lines"]  # not checked: not said
+
+
+def test_the_model_stage_puts_right_what_it_can():
+    parity = ["spark3: no model directory /m"]
+    # it copies the head's model to the workers: parity findings are what it will do
+    staged = preflight(model_findings=parity, model_stage=True)
+    assert staged["failures"] == []
+    assert any(line.startswith("model: the model stage copies it to every node; now: spark3")
+               for line in staged["lines"])
+    # without a source it cannot mend the head's checkpoint
+    out = preflight(model_findings=parity, checkpoint_findings=[WRONG_QUANT], model_stage=True)
+    assert out["failures"] == ["/m/config.json is quantized as FP8 -- fix: fetch the recipe's"]
+    # with a source it fetches and assembles the head's checkpoint too
+    fetched = preflight(model_findings=parity, checkpoint_findings=[MISSING_MTP],
+                        model_stage=True, model_source=True)
+    assert fetched["failures"] == []
+    assert any("fetches and assembles the checkpoint on spark1" in line for line in fetched["lines"])
+    # nothing on the head and no source: nothing to copy from
+    empty = preflight(model_findings=["spark1: no model directory /m"], head_has_config=False,
+                      model_stage=True)
+    assert empty["failures"] == ["spark1: no model directory /m"]
+    # a fresh cluster with a source: the model stage brings everything
+    fresh = preflight(model_findings=["spark1: no model directory /m"], head_has_config=False,
+                      model_stage=True, model_source=True)
+    assert fresh["failures"] == []
+    # the stage skipped: every finding fails
+    assert preflight(model_findings=parity, model_source=True)["failures"] == parity

@@ -105,3 +105,38 @@ def test_the_image_probe_gets_the_recipes_library_environment_and_the_lab_is_sai
     plain = recipe.inputs(data, {}, {})
     assert plain["vllm_image_nccl_probe_env"] == {} and plain["preflight_fabric_topology"] == ""
     assert plain["verify_lab"] is False
+
+def test_glm52_declares_its_hybrid_model_source():
+    out = recipe.inputs(load("glm52"), {}, {"collection_root": str(ROOT)})
+    source = out["model_source"]
+    assert source["hybrid"] is True
+    assert source["base"]["repo"] == "Mapika/GLM-5.2-NVFP4"
+    assert source["mtp"]["repo"] == "sant1an/GLM-5.2-NVFP4-MTP"
+    # the MTP layer's prefix is the base config.json's to say (num_hidden_layers 78), not the recipe's
+    assert out["preflight_model_mtp_prefixes"] == []
+    assert out["model_dir"] == out["preflight_model_dir"] == out["vllm_cluster_model_dir"]
+
+
+def test_a_recipe_without_a_source_has_none_and_an_override_replaces_it():
+    assert recipe.inputs(load("tiny"), {}, {})["model_source"] is None
+    out = recipe.inputs(load("glm52"), {"dgxspark_model_source": {
+        "base": {"path": "/data/glm", "on": "controller"},
+        "mtp": {"path": "/data/mtp", "layer_prefix": "model.layers.78."}}}, {})
+    assert out["model_source"]["base"] == {"path": "/data/glm", "on": "controller"}
+    assert out["preflight_model_mtp_prefixes"] == ["model.layers.78."]
+
+
+@pytest.mark.parametrize("where", ["recipe", "override"])
+def test_a_bad_model_source_names_the_key(where):
+    data = load("glm52")
+    bad = {"base": {"repo": "Mapika/GLM-5.2-NVFP4"}}
+    if where == "recipe":
+        data["recipe_model_source"] = bad
+        with pytest.raises(recipe.RecipeError) as err:
+            recipe.validate(data)
+        assert str(err.value).startswith("recipe_model_source.base.revision=None is not a revision")
+    else:
+        with pytest.raises(recipe.RecipeError) as err:
+            recipe.inputs(data, {"dgxspark_model_source": bad}, {})
+        assert str(err.value).startswith("dgxspark_model_source.base.revision")
+    assert "commit" in err.value.fix

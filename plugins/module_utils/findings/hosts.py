@@ -174,6 +174,46 @@ def nccl_gate(image, topology, fabric_envs, min_version="2.30"):
                       % (ref, version, detail, min_version, needs)], "failures": []}
 
 
+def model_state(nodes, settings):
+    """(lines, failures) about the model: the nodes' copies (``model_findings``, model_parity's)
+    and the head's checkpoint (``checkpoint_findings``, the model_checkpoint module's
+    findings: dicts with ``severity``, ``message``, ``fix``).
+
+    What the model stage of this run puts right is reported, not failed: with ``model_stage``
+    (the stage runs) it copies the head's model to every worker, and with ``model_source``
+    (the recipe declares where the weights come from) it also fetches and assembles the
+    head's checkpoint. A checkpoint warning is a line; an error fails otherwise."""
+    model_dir = settings["model_dir"]
+    parity = list(settings.get("model_findings") or [])
+    checks = [f for f in settings.get("checkpoint_findings") or [] if isinstance(f, dict)]
+    errors = ["%s -- fix: %s" % (f.get("message"), f.get("fix")) for f in checks
+              if f.get("severity") == "error"]
+    warnings = ["model: warning: %s -- fix: %s" % (f.get("message"), f.get("fix"))
+                for f in checks if f.get("severity") != "error"]
+    stage = bool(settings.get("model_stage"))
+    source = bool(settings.get("model_source"))
+    head_ready = bool(settings.get("head_has_config"))
+    lines, failures = list(warnings), []
+    if stage and (source or head_ready):
+        what = ("fetches and assembles the checkpoint on %s and " % nodes[0] if source else "")
+        pending = parity + (errors if source else [])
+        if not source:
+            failures += errors
+        if pending:
+            lines.append("model: the model stage %scopies it to every node; now: %s"
+                         % (what, " | ".join(pending)))
+        else:
+            lines.append("model: the same %s on %d node(s); the model stage keeps it so"
+                         % (model_dir, len(nodes)))
+        return lines, failures
+    failures += parity + errors
+    if not parity and not errors:
+        lines.append("model: the same %s on %d node(s)%s" % (
+            model_dir, len(nodes), ", the head's checkpoint complete"
+            if settings.get("checkpoint_findings") is not None else ""))
+    return lines, failures
+
+
 def _version(text):
     parts = []
     for item in str(text).replace("-", ".").split("."):
@@ -229,7 +269,8 @@ def preflight(nodes, facts, settings):
     ``mem_floor_gib``, ``model_dir``, ``model_findings`` (model_parity's), ``head_has_config``,
     ``fallback_model_config``, ``image_stage`` (the image stage runs in this run),
     ``declared_patches`` and ``declared_build`` (the image the recipe declares),
-    ``fabric_topology`` (empty: the nodes' fabric records say) and ``nccl_min_version``.
+    ``fabric_topology`` (empty: the nodes' fabric records say) and ``nccl_min_version``;
+    ``checkpoint_findings``, ``model_stage`` and ``model_source`` (see ``model_state``).
     Returns ``lines``, ``failures``, ``model_config`` (``head`` or the fallback's path),
     ``image_patches`` and ``image_build`` (what the plan is proven with)."""
     lines, failures = [], []
@@ -267,10 +308,9 @@ def preflight(nodes, facts, settings):
                      % (node, kernel, ("%s %s" % (gpu["name"], gpu["driver"])) if gpu else "none",
                         mem_gib))
         lines += memory_guard_lines(node, fact)
-    model_findings = list(settings.get("model_findings") or [])
-    failures += model_findings
-    if not model_findings:
-        lines.append("model: the same %s on %d node(s)" % (settings["model_dir"], len(nodes)))
+    model_lines, model_failures = model_state(nodes, settings)
+    lines += model_lines
+    failures += model_failures
     on_head = bool(settings.get("head_has_config"))
     model_config = "head" if on_head else settings["fallback_model_config"]
     lines.append("plan check uses %s" % ("the head's config.json" if on_head

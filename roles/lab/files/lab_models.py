@@ -21,6 +21,15 @@ and their logprobs that vLLM serves for the reference prompts in ONE process (te
 size 1). A cluster serving the same model must return the same tokens (verify role).
 
 Nothing here is a real language model: the weights are random, the answers are noise.
+
+    python3 lab_models.py hybrid MODEL_DIR BASE_OUT MTP_OUT COLLECTION_ROOT
+
+makes a made model a *hybrid source*, as GLM-5.2 NVFP4 comes (an NVFP4 base without its
+trained MTP layer, the MTP layer from a second repository): BASE_OUT gets every file of
+MODEL_DIR with the MTP layer's tensors taken out of the shards and an index of the rest;
+MTP_OUT gets one shard with only the MTP layer's tensors, its index and config.json. The
+model role assembles them back (hard links, merged index) and distributes the result
+(split_hybrid; runs on the lab host with the collection's checkpoint reader, no torch).
 """
 import json
 import os
@@ -267,7 +276,57 @@ def generate_in_process(model, run):
             return json.load(handle)
 
 
+def split_hybrid(model_dir, base_out, mtp_out, collection_root):
+    """Split the made model ``model_dir`` into a hybrid source (see the module docstring).
+
+    The MTP layer's prefixes come from its config.json (the collection's
+    checkpoint.mtp_prefixes: MiMo V2 ``model.mtp.layers.0.``, GLM/DeepSeek ``model.layers.<n>.``).
+    Returns ``{"prefixes", "base_tensors", "mtp_tensors"}``; refuses a model without an MTP
+    layer. Idempotent: outputs already made from the same files are rewritten identically."""
+    import shutil
+
+    sys.path.insert(0, os.path.join(os.path.abspath(collection_root), "plugins"))
+    from module_utils import checkpoint as ckpt
+    from module_utils.model import filter_shard
+
+    with open(os.path.join(model_dir, "config.json")) as handle:
+        config = json.load(handle)
+    prefixes = tuple(ckpt.mtp_prefixes(config) or ())
+    found = ckpt.tensors(model_dir)
+    mtp = sorted(t for t in found if prefixes and t.startswith(prefixes))
+    if not mtp:
+        raise SystemExit("lab_models: %s has no MTP layer (%s): nothing to split"
+                         % (model_dir, ", ".join(prefixes) or "no MTP prefix for its architecture"))
+    for out in (base_out, mtp_out):
+        os.makedirs(out, exist_ok=True)
+    base_map, mtp_map = {}, {}
+    shards = sorted(set(info["file"] for info in found.values()))
+    for name in os.listdir(model_dir):
+        src = os.path.join(model_dir, name)
+        if name in shards or name == ckpt.INDEX or not os.path.isfile(src):
+            continue
+        shutil.copy2(src, os.path.join(base_out, name))
+    for shard in shards:
+        keep = sorted(t for t, info in found.items() if info["file"] == shard and t not in mtp)
+        if keep:
+            filter_shard(os.path.join(model_dir, shard), os.path.join(base_out, shard), keep)
+            base_map.update((t, shard) for t in keep)
+        moved = sorted(t for t, info in found.items() if info["file"] == shard and t in mtp)
+        if moved:
+            name = "mtp-" + shard
+            filter_shard(os.path.join(model_dir, shard), os.path.join(mtp_out, name), moved)
+            mtp_map.update((t, name) for t in moved)
+    ckpt.write_index(base_out, base_map)
+    ckpt.write_index(mtp_out, mtp_map)
+    shutil.copy2(os.path.join(model_dir, "config.json"), os.path.join(mtp_out, "config.json"))
+    return {"prefixes": list(prefixes), "base_tensors": len(base_map), "mtp_tensors": len(mtp_map)}
+
+
 def main():
+    if sys.argv[1] == "hybrid":
+        # python3 lab_models.py hybrid MODEL_DIR BASE_OUT MTP_OUT COLLECTION_ROOT
+        print(json.dumps(split_hybrid(*sys.argv[2:6])))
+        return
     if sys.argv[1] == "generate":
         # python3 lab_models.py generate MODEL_DIR RUN.json OUT.json (see generate())
         with open(sys.argv[3]) as handle:
