@@ -32,7 +32,7 @@ module.main()
 def test_module_without_netaddr_says_how_to_install_it(name, args):
     proc = subprocess.run([sys.executable, "-c", RUN % {
         "collections": str(ROOT / ".collections"), "args": json.dumps(args), "name": name}],
-        capture_output=True, text=True, timeout=120, cwd=ROOT)
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
     result = json.loads(proc.stdout)
     assert proc.returncode == 1 and result["failed"] is True, proc.stdout + proc.stderr
     assert "Failed to import the required Python library (netaddr)" in result["msg"]
