@@ -6,6 +6,14 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
+# The model role's integration test copies through a real rsync daemon on 127.0.0.1: give the
+# machine rsync as the lab gives its nodes (root, apt), instead of skipping that test.
+if [ "$(id -u)" = 0 ] && ! command -v rsync >/dev/null && command -v apt-get >/dev/null; then
+  echo "== installing rsync (the model role's distribution test)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null; }
+fi
+
 echo "== pytest: unit, integration and lab tests"
 DGXSPARK_LAB_TESTS=1 pytest tests
 
