@@ -375,12 +375,19 @@ def argv_list(variable, argv):
                                "give a list of words, e.g. %s" % shown(str(argv).split()[:4]))
     if not isinstance(argv, (list, tuple)):
         raise CommandLineError(variable, argv, "must be an argv list", "give a list of words")
+    words = []
     for index, word in enumerate(argv):
         if isinstance(word, bool) or not isinstance(word, (str, int, float)):
             raise CommandLineError("%s[%d]" % (variable, index), word,
                                    "must be a string or a number",
                                    "give every word of the command line as a string")
-    return [str(word) for word in argv]
+        try:
+            words.append(str(word))
+        except ValueError:  # an int beyond Python's 4300-digit string limit
+            raise CommandLineError("%s[%d]" % (variable, index), "a %d-bit number"
+                                   % word.bit_length(), "is too large for a command line",
+                                   "give every word of the command line as a string")
+    return words
 
 
 # docker_argv's settings that are lists of words.

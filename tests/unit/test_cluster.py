@@ -299,6 +299,8 @@ def test_systemd_exec_escapes_control_characters():
     (cluster.systemd_exec, ("ray start --head",), "argv"),
     (cluster.shell_line, ("vllm serve /m",), "argv"),
     (cluster.systemd_exec, (["ray", None],), "argv[1]"),
+    # beyond Python's 4300-digit limit for str(int): refused, not a raw ValueError
+    (cluster.systemd_exec, (["ray", 10 ** 5000],), "argv[1]"),
     (cluster.shell_line, ({"a": 1},), "argv"),
     (cluster.docker_run, ("ray start", "n", "img", {}), "command"),
     (cluster.docker_run, (["ray"], "n", "img", {"devices": "/dev/infiniband"}), "devices"),
