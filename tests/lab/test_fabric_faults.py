@@ -1,8 +1,9 @@
 """The fabric verification fails for the right reason on faults the lab injects.
 
 Builds a 3-node ring lab, converges the fabric, then rewires the host side (a swapped
-cable at spark2, a 1500-byte hop, a link without carrier) and checks that the fabric role
-fails naming exactly that fault, and passes again once the fault is removed.
+cable at spark2, a 1500-byte hop, a link without carrier, all at once on cables that share no
+port) and checks that the fabric role fails naming each fault where it is and no fault
+elsewhere, and passes again once the faults are removed.
 """
 from __future__ import annotations
 
@@ -37,27 +38,43 @@ def verify(tmp, name):
     return play(tmp / ("fabric-" + name), "playbooks/fabric.yml", inventory=[LAB_INVENTORY])
 
 
-@pytest.mark.parametrize("name,faults,expected", [
-    ("swap", [{"kind": "swap", "node": "spark2"}],
-     ["swapped cable: spark1/enp1s0f0np0 (P0) is cabled to spark2/enp1s0f0np0 (P0)",
-      "spark3/enp1s0f1np1 (P1) is cabled to spark2/enp1s0f1np1 (P1)"]),
-    ("mtu", [{"kind": "mtu", "node": "spark1", "port": "P0", "twin": 0, "mtu": 1500}],
-     ["MTU mismatch: spark1/enp1s0f0np0 (P0) reaches spark2/enp1s0f1np1 (P1) with "
-      "1500-byte frames but not with 9000-byte frames", "a hop between them"]),
-    ("down", [{"kind": "down", "node": "spark3", "port": "P0", "twin": 1}],
-     ["spark3/enP2p1s0f0np0 (P0) has no carrier"]),
-])
-def test_verification_names_the_injected_fault(ring3, name, faults, expected):
-    inject(ring3, name, faults)
+# Three faults at once, on cables that do not share a port, so one verification must name
+# each for what it is (and nothing else): spark2's two cables swapped (spark1 P0 - spark2 P1
+# and spark2 P0 - spark3 P1), a 1500-byte hop on twin 0 of the third cable (spark3 P0 -
+# spark1 P1), and no carrier on twin 1 of that cable.
+FAULTS = [{"kind": "swap", "node": "spark2"},
+          {"kind": "mtu", "node": "spark3", "port": "P0", "twin": 0, "mtu": 1500},
+          {"kind": "down", "node": "spark3", "port": "P0", "twin": 1}]
+EXPECTED = {
+    "swapped cable": ["swapped cable: spark1/enp1s0f0np0 (P0) is cabled to spark2/enp1s0f0np0 (P0)",
+                      "spark3/enp1s0f1np1 (P1) is cabled to spark2/enp1s0f1np1 (P1)"],
+    "MTU mismatch": ["MTU mismatch: spark3/enp1s0f0np0 (P0) reaches spark1/enp1s0f1np1 (P1) with "
+                     "1500-byte frames but not with 9000-byte frames", "a hop between them"],
+    "no carrier": ["spark3/enP2p1s0f0np0 (P0) has no carrier"],
+}
+# The ports each kind of finding may name: a finding elsewhere is a misdiagnosis.
+WHERE = {
+    "swapped cable": "spark2/",
+    "MTU mismatch": "spark3/enp1s0f0np0",
+    "no carrier": "spark3/enP2p1s0f0np0",
+}
+
+
+def test_verification_names_each_injected_fault_and_passes_once_cleared(ring3):
+    inject(ring3, "faults", FAULTS)
     try:
-        status, runner = verify(ring3, name)
+        status, runner = verify(ring3, "faults")
         assert status == "failed"
         messages = failure_messages(runner)
-        for text in expected:
-            assert text in messages, messages
-        other = {"swap": "MTU mismatch", "mtu": "swapped cable", "down": "swapped cable"}[name]
-        assert other not in messages
+        for texts in EXPECTED.values():
+            for text in texts:
+                assert text in messages, messages
+        findings = [f.strip() for f in messages.split(" | ")]
+        for kind, port in WHERE.items():
+            for finding in findings:
+                if kind in finding:
+                    assert port in finding, (kind, finding, messages)
     finally:
-        inject(ring3, "clear-" + name, [])
-    status, runner = verify(ring3, "after-" + name)
+        inject(ring3, "clear", [])
+    status, runner = verify(ring3, "after")
     assert status == "successful", failure_messages(runner)
