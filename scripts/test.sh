@@ -26,6 +26,13 @@ ansible-lint
 echo "== molecule scenarios"
 # (molecule 26 logs "CRITICAL 'molecule/default/molecule.yml' glob failed" once while it looks
 # for a default scenario; there is none on purpose, and every scenario below still runs.)
-molecule test --all
+# The whole output is kept in results/molecule.log; when a scenario fails, the failing tasks'
+# messages are printed again at the end, where a CI log's tail shows them.
+mkdir -p results
+if ! molecule test --all 2>&1 | tee results/molecule.log; then
+  echo "== molecule failed; the failing tasks (from results/molecule.log):"
+  grep -n -E -A12 '^(fatal|failed): |FAILED!|^ERROR|UNREACHABLE!' results/molecule.log | tail -120
+  exit 2
+fi
 
 echo "== all tests passed"
