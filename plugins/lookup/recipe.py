@@ -82,7 +82,7 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError("dgxspark.cluster.recipe takes one recipe name, got %r"
                                      % (terms,))
         dirs = list(self.get_option("recipe_dirs")) + [os.path.join(COLLECTION_ROOT, "recipes",
-                                                                      "vars")]
+                                                                    "vars")]
         try:
             path = recipe.recipe_path(terms[0], dirs)
             with open(path) as handle:

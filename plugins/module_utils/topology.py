@@ -223,8 +223,8 @@ def _check_room(nets, nodes, host_base, explicit):
             raise TopologyError(
                 variable, value, "%s holds host numbers 1 to %d, but %s needs %d "
                 "(fabric_host_base %d + node index %d)" % (net.cidr, max(net.size - 2, 0),
-                                                          nodes[-1], last, host_base,
-                                                          len(nodes) - 1),
+                                                           nodes[-1], last, host_base,
+                                                           len(nodes) - 1),
                 "use /24 subnets (fabric_prefixlen: 24)" + (
                     ", or a fabric_host_base of at most %d" % (net.size - 1 - len(nodes))
                     if net.size - 1 - len(nodes) >= 1 else ""))

@@ -182,7 +182,7 @@ def prepare(module, node, paths, actions):
         actions.append("mount overlay %s" % paths["merged"])
         if module.check_mode:
             return
-        rc, _, err = module.run_command([
+        rc, dummy, err = module.run_command([
             "mount", "-t", "overlay", "overlay", "-o",
             "lowerdir=%s,upperdir=%s,workdir=%s" % (module.params["rootfs"], paths["upper"],
                                                     paths["work"]), paths["merged"]])
@@ -234,7 +234,7 @@ def wait_booted(module, node, paths, deadline):
             continue
         if pid is None:
             module.fail_json(msg="node %s exited while booting; see %s" % (node["name"],
-                                                                         paths["log"]))
+                                                                           paths["log"]))
         init = init_pid(pid)
         if init:
             state = in_node(init, ["systemctl", "is-system-running"]).stdout.strip()
@@ -264,7 +264,7 @@ def stop(module, node, paths, actions):
     if os.path.isdir(paths["merged"]) and is_mounted(paths["merged"]):
         actions.append("umount %s" % paths["merged"])
         if not module.check_mode:
-            rc, _, err = module.run_command(["umount", paths["merged"]])
+            rc, dummy, err = module.run_command(["umount", paths["merged"]])
             if rc:
                 module.fail_json(msg="cannot unmount %s: %s" % (paths["merged"], err))
     if os.path.exists(paths["pid"]) and not module.check_mode:
@@ -299,7 +299,7 @@ def main():
         if missing:
             module.fail_json(msg="lab_nodes: node %r lacks %s" % (node, ", ".join(missing)))
     if state in ("started", "restarted") and not os.path.isdir(os.path.join(params["rootfs"],
-                                                                           "etc")):
+                                                                            "etc")):
         module.fail_json(msg="rootfs %s is not a root file system; build it first (lab role)"
                          % params["rootfs"])
     actions = []

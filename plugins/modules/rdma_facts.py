@@ -99,7 +99,7 @@ def main():
                          env={})
     ibv = module.get_bin_path("ibv_devinfo")
     if ibv:
-        rc, out, _ = module.run_command([ibv])
+        rc, out, dummy = module.run_command([ibv])
         if rc == 0:
             for dev, ports in parse_ibv_devinfo(out).items():
                 for port, info in ports.items():

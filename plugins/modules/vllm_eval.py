@@ -317,7 +317,7 @@ def main():
     elif p["model"] not in names:
         module.fail_json(msg="model=%r is not served at %s (it serves: %s). Fix: set model "
                          "(eval_model) to the served name" % (p["model"], chat.url,
-                                                               ", ".join(names) or "nothing"))
+                                                              ", ".join(names) or "nothing"))
     max_model_len = next((m["max_model_len"] for m in served if m["id"] == chat.model), None)
 
     try:

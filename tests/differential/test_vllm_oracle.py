@@ -121,7 +121,7 @@ def _ours(line):
 
 def test_grid_matches_vllm(verdicts):
     mismatches = []
-    for line, _, oracle in verdicts:
+    for line, dummy, oracle in verdicts:
         ours = _ours(line)
         rules = set(v["rule"] for v in ours["violations"])
         config_ok = not (rules & CONFIG_STAGE)

@@ -96,7 +96,7 @@ def test_no_local_state_ships(tarball):
 
 
 def test_every_tracked_file_ships(tarball):
-    names, _ = tarball
+    names, dummy = tarball
     expected = [p for p in _tracked() if not p.startswith(NOT_SHIPPED)
                 and p not in (".collections/ansible_collections/dgxspark/cluster", "galaxy.yml")]
     missing = [p for p in expected if p not in names]

@@ -63,7 +63,7 @@ def project(tmp_path):
 
 
 def playbook(installed, project, *args):
-    collections, _ = installed
+    collections, dummy = installed
     env = clean_env(ANSIBLE_COLLECTIONS_PATH=str(collections), ANSIBLE_HOST_KEY_CHECKING="False")
     return subprocess.run(["ansible-playbook", "-i", str(project / "inventory.yml"), *args],
                           capture_output=True, text=True, cwd=str(project), env=env,

@@ -260,7 +260,7 @@ def test_the_lab_recipe_s_launch_serves_the_reference_with_mtp(lab_engine):
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_removing_a_fix_fails_for_its_reason(lab_engine, fault):
     reference = lab_engine["reference"]
-    result, _ = tp3(lab_engine, fault, fault=fault)
+    result, dummy = tp3(lab_engine, fault, fault=fault)
     logprobs = [x for r in result["requests"] for x in r["logprobs"]]
     if fault in ("no-zero-fill", "pad-heads-not-zero"):
         # The pad kept the poisoned allocation: NaN flows into every logit.

@@ -253,7 +253,7 @@ def test_garbage_in_any_file_never_raises(glm):
         with open(path, "rb") as handle:
             data = bytearray(handle.read())
         if data:
-            for _ in range(3):
+            for dummy in range(3):
                 data[rng.randrange(len(data))] = rng.randrange(256)
         with open(path, "wb") as handle:
             handle.write(bytes(data[:rng.randrange(len(data) + 1)]))

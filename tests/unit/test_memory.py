@@ -138,7 +138,7 @@ def test_older_vllm_wording_and_a_restart_keep_the_last_value():
     (rank,) = memory.engine_figures(text)["ranks"].values()
     assert rank["weights_gib"] == 51.0
     assert memory.engine_figures("nothing here\n") == {"ranks": {}, "kv_tokens": None,
-                                                        "device": None}
+                                                       "device": None}
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def read(available_gib, figures=None, guard=GUARD, executor="mp", host_ip=None, 
            "figures": figures or {"ranks": {}, "kv_tokens": None}, "guard": guard,
            "executor": executor, "host_ip": host_ip,
            "processes": {"engine": {"gib": 2.0, "processes": 3}, "ray": {"gib": 0.0,
-                                                                        "processes": 0}}}
+                                                                         "processes": 0}}}
     out.update(extra)
     return out
 

@@ -33,7 +33,7 @@ def entry(name, pid=4242):
 
 def test_a_spool_line_is_read_and_a_broken_one_still_gives_a_kill():
     assert entry("VLLM::Worker_TP") == {"epoch": 1796174637, "time": "2026-12-02T01:23:57Z",
-                                         "pid": 4242, "uid": 0, "name": "VLLM::Worker_TP"}
+                                        "pid": 4242, "uid": 0, "name": "VLLM::Worker_TP"}
     broken = guard.parse_entry("", fallback_time=0)
     assert broken["name"] == "?" and broken["pid"] is None and broken["epoch"] == 0
 
