@@ -197,7 +197,7 @@ def ask_vllm(plans, oracle_dir, script):
     python = os.path.join(os.path.expanduser(oracle_dir), "bin", "python")
     stdin = "".join(json.dumps(oracle_query(p)) + "\n" for p in plans)
     proc = subprocess.run([python, "-c", _DRIVER, os.path.abspath(os.path.expanduser(script)),
-                           json.dumps(GB10)], input=stdin, capture_output=True, text=True)
+                           json.dumps(GB10)], input=stdin, capture_output=True, text=True, check=False)
     if proc.returncode:
         sys.exit(proc.stderr[-3000:])
     results = [_summary(json.loads(line)) for line in proc.stdout.splitlines() if line.strip()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: recipe
-author: dgxspark.cluster contributors
+author: dgxspark.cluster contributors (@dgxspark)
 version_added: "0.2.0"
 short_description: A recipe's inputs for every role (site.yml's one mapping)
 description:

@@ -348,7 +348,7 @@ def _control_plane(topology, nodes, out):
             if other == node:
                 continue
             target = out[other]["identity"]["ip"]
-            mine = [x for x in out[node]["interfaces"]]
+            mine = list(out[node]["interfaces"])
             if any(x["subnet"] == y["subnet"] for x in mine
                    for y in out[other]["interfaces"] if y["ip"] == target):
                 continue  # identity is on a directly connected subnet

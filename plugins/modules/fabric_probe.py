@@ -24,7 +24,7 @@ description:
   - Changes nothing but the kernel's neighbour cache entry of each peer, which it flushes first so
     the MAC it reads comes from a fresh ARP answer; runs the same in check mode.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -35,6 +35,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   interfaces:

@@ -22,7 +22,7 @@ description:
     O(state=stopped) powers them off and unmounts their overlays; O(state=absent) also deletes
     their overlay directories.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -33,6 +33,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   nodes:
@@ -132,7 +133,7 @@ def nspawn_pid(paths):
 
 def init_pid(pid):
     try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
         return int(out.split()[0])
     except (IndexError, ValueError):
         return None
@@ -140,7 +141,7 @@ def init_pid(pid):
 
 def in_node(init, args):
     return subprocess.run(["nsenter", "-t", str(init), "-a"] + args, capture_output=True,
-                          text=True)
+                          text=True, check=False)
 
 
 def write_if_changed(path, content, mode=0o644):

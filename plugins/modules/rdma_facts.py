@@ -18,7 +18,7 @@ description:
   - On a host without RoCE devices (the simulated lab) returns RV(present=false) and nothing else.
   - Read-only.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -29,6 +29,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   interfaces:

@@ -330,7 +330,7 @@ def _padding_patches(ctx):
         if patch == "moe-zero-fill":
             why = _PADDING_REASON[patch] % dims.moe
         elif patch == "sink-padding":
-            q_orig, q_eff = next((e["q_heads"] for e in dims.attention if e["sinks"]))
+            q_orig, q_eff = [e["q_heads"] for e in dims.attention if e["sinks"]][0]
             why = _PADDING_REASON[patch] % (q_orig, q_orig, ctx.tp, q_orig // ctx.tp,
                                             q_eff // ctx.tp)
         else:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: dgxspark.cluster contributors
 # Apache License 2.0 (see LICENSE)
 """The lab's stand-in for ``vllm serve`` -- NOT vLLM, NOT a model.
