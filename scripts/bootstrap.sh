@@ -13,7 +13,7 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 
 stamp=.venv/.requirements.sha256
-want=$(cat requirements.txt | sha256sum | cut -d' ' -f1)
+want=$(sha256sum < requirements.txt | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing Python dependencies into .venv/ (first run takes a minute)"
   [ -x .venv/bin/python ] || "$python" -m venv .venv

@@ -103,6 +103,8 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dgxspark.cluster.plugins.module_utils.daemon import spawn
+
 
 def node_paths(lab_dir, name):
     base = os.path.join(lab_dir, "nodes", name)
@@ -216,16 +218,14 @@ def start(module, node, paths, actions):
             # Docker's storage on the host's file system, so the nodes' Docker can use overlay2
             # (an overlay cannot sit on the node's own overlay root; vfs copies every layer).
             "--bind=%s:/var/lib/docker" % os.path.realpath(paths["docker"])]
-    with open(paths["log"], "ab") as log, open(os.devnull) as devnull:
-        proc = subprocess.Popen(args, stdin=devnull, stdout=log, stderr=log, env=env,
-                                start_new_session=True)
+    pid = spawn(args, paths["log"], env)
     with open(paths["pid"], "w") as handle:
-        handle.write("%d\n" % proc.pid)
+        handle.write("%d\n" % pid)
 
 
 def wait_booted(module, node, paths, deadline):
     state = "unknown"
-    # Right after Popen the child may not have exec'd systemd-nspawn yet (its cmdline is still
+    # Right after the spawn the child may not have exec'd systemd-nspawn yet (its cmdline is still
     # Python's): only a node that stays gone for a few seconds has exited.
     grace = time.time() + 5
     while time.time() < deadline:
