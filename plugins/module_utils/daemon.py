@@ -17,6 +17,6 @@ def spawn(args, log_path, env=None):
     """Start ``args`` in a session of its own, stdin from /dev/null, stdout and stderr appended
     to ``log_path``, and return its pid without waiting for it."""
     with open(log_path, "ab") as log, open(os.devnull) as devnull:
-        proc = subprocess.Popen(args, stdin=devnull, stdout=log, stderr=log, env=env,  # pylint: disable=consider-using-with
+        proc = subprocess.Popen(args, stdin=devnull, stdout=log, stderr=log, env=env,
                                 start_new_session=True)
     return proc.pid
