@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Figures of the lab's engine, one line each (run as root, with a lab built and site.yml run):
 
     .venv/bin/python scripts/bench_lab_engine.py [--inventory inventory/lab.yml] [--launch]

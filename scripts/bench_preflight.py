@@ -52,7 +52,7 @@ PLANS = {
 
 def timed(fn, repeat, clock=time.perf_counter):
     samples = []
-    for _ in range(repeat):
+    for dummy in range(repeat):
         start = clock()
         fn()
         samples.append(clock() - start)
@@ -196,8 +196,8 @@ def adversarial():
     with tempfile.TemporaryDirectory() as directory:
         results = []
         for name, fn in adversarial_cases(directory):
-            _, _, wall = timed(fn, 3)
-            _, _, cpu = timed(fn, 3, time.process_time)
+            dummy, dummy, wall = timed(fn, 3)
+            dummy, dummy, cpu = timed(fn, 3, time.process_time)
             results.append((cpu, wall, name))
             print("  %-64s wall %8.1f ms  cpu %8.1f ms" % (name, wall * 1e3, cpu * 1e3))
     cpu, wall, name = max(results)

@@ -66,16 +66,16 @@ def _resolve(value, limit):
 
 def _expand_group(group):
     axes = [(k, v if isinstance(v, list) and not (k == "cudagraph_capture_sizes" and v and
-                                                     not isinstance(v[0], list)) else [v])
+                                                  not isinstance(v[0], list)) else [v])
             for k, v in group.items()]
-    for combo in itertools.product(*[values for _, values in axes]):
-        plan = dict(zip([k for k, _ in axes], combo))
+    for combo in itertools.product(*[values for dummy, values in axes]):
+        plan = dict(zip([k for k, dummy in axes], combo))
         spec = plan.get("speculative_config")
         if isinstance(spec, dict):
             spec_axes = [(k, v if isinstance(v, list) else [v]) for k, v in spec.items()]
-            for spec_combo in itertools.product(*[values for _, values in spec_axes]):
+            for spec_combo in itertools.product(*[values for dummy, values in spec_axes]):
                 out = dict(plan)
-                out["speculative_config"] = dict(zip([k for k, _ in spec_axes], spec_combo))
+                out["speculative_config"] = dict(zip([k for k, dummy in spec_axes], spec_combo))
                 yield out
         else:
             yield plan
@@ -197,7 +197,7 @@ def ask_vllm(plans, oracle_dir, script):
     python = os.path.join(os.path.expanduser(oracle_dir), "bin", "python")
     stdin = "".join(json.dumps(oracle_query(p)) + "\n" for p in plans)
     proc = subprocess.run([python, "-c", _DRIVER, os.path.abspath(os.path.expanduser(script)),
-                           json.dumps(GB10)], input=stdin, capture_output=True, text=True)
+                           json.dumps(GB10)], input=stdin, capture_output=True, text=True, check=False)
     if proc.returncode:
         sys.exit(proc.stderr[-3000:])
     results = [_summary(json.loads(line)) for line in proc.stdout.splitlines() if line.strip()]
@@ -308,7 +308,7 @@ def agreement():
     table = {}
     mismatches = []
     for plan in load_plans():
-        diff, _ = compare(plan, expected[plan["id"]])
+        diff, dummy = compare(plan, expected[plan["id"]])
         row = table.setdefault(architecture(plan), [0, 0, set()])
         row[0] += 1
         row[1] += 0 if diff else 1
@@ -327,7 +327,7 @@ def report():
         print(plan["id"], json.dumps({k: v for k, v in plan.items() if k not in ("id", "model")}),
               diff)
     print("agreement: %d/%d" % (sum(r[1] for r in table.values()),
-                                 sum(r[0] for r in table.values())))
+                                sum(r[0] for r in table.values())))
 
 
 if __name__ == "__main__":

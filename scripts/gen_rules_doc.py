@@ -44,12 +44,12 @@ def agreement_section():
            "`worker`-stage rules are not judged: vLLM checks them on a GPU."
            % ", ".join(differential.RESOLVED), "",
            "Overall: **%d of %d plans agree** over %d architectures." % (agree, plans,
-                                                                        len(table)), "",
+                                                                         len(table)), "",
            "| architecture | models | plans | agree |", "|---|---|---|---|"]
     for arch in sorted(table):
         total, ok, models = table[arch]
         out.append("| `%s` | %s | %d | %d (%.0f %%) |" % (arch, ", ".join(sorted(models)),
-                                                       total, ok, 100.0 * ok / total))
+                                                          total, ok, 100.0 * ok / total))
     if mismatches:
         out += ["", "Disagreements:", ""]
         out += ["- `%s`: %s" % (plan["id"], diff[0][0]) for plan, diff in mismatches]
@@ -69,7 +69,7 @@ def render():
            "| rule | stage | checks | source |", "|---|---|---|---|"]
     for rule in RULES:
         out.append("| `%s` | %s | %s | %s |" % (rule.id, rule.stage, rule.title,
-                                              rule.source.replace("|", "/")))
+                                                rule.source.replace("|", "/")))
     out += [""] + agreement_section()
     out += ["", "## Image patches", "",
             "Shipped patches are `roles/vllm_image/files/patches/<id>/<vLLM release>.patch`, "

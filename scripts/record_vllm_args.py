@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Records vLLM's own `vllm serve` argument names and kinds into
 plugins/module_utils/vllm_args.py (opt-in, with the vllm-oracle's virtualenv: a development
 tool, never a dependency of the collection):

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Every test. Bootstraps .venv/, then runs the unit and integration tests and ansible-lint
-# (production profile). Stops at the first failing stage.
+# Every test. Bootstraps .venv/, then runs the unit and integration tests, ansible-lint
+# (production profile), ansible-test sanity, galaxy-importer on the built tarball and the
+# molecule scenarios. Stops at the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-# The model role's integration test copies through a real rsync daemon on 127.0.0.1: give the
-# machine rsync as the lab gives its nodes (root, apt), instead of skipping that test.
-if [ "$(id -u)" = 0 ] && ! command -v rsync >/dev/null && command -v apt-get >/dev/null; then
-  echo "== installing rsync (the model role's distribution test)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync >/dev/null; }
+# The model role's integration test copies through a real rsync daemon on 127.0.0.1, and
+# ansible-test sanity's shellcheck test skips itself without shellcheck: install both (root,
+# apt, as the lab gives its nodes rsync) instead of skipping those tests.
+missing=()
+for tool in rsync shellcheck; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ "$(id -u)" = 0 ] && [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing ${missing[*]} (the model role's distribution test, ansible-test's shellcheck)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
 fi
 
 echo "== pytest: unit, integration and lab tests"
@@ -22,6 +26,12 @@ ruff check --select F,E9 plugins tests scripts
 
 echo "== ansible-lint (production profile)"
 ansible-lint
+
+echo "== ansible-test sanity (every test, the Python of .venv/, no containers)"
+scripts/sanity.sh
+
+echo "== galaxy-importer on the built tarball"
+scripts/galaxy_import.sh
 
 echo "== molecule scenarios"
 # (molecule 26 logs "CRITICAL 'molecule/default/molecule.yml' glob failed" once while it looks

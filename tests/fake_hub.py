@@ -68,7 +68,7 @@ class FakeHub:
             if repo not in self.repos:
                 return self._send(handler, 404, b"{}")
             siblings = []
-            for root, _, names in os.walk(self.repos[repo]):
+            for root, dummy, names in os.walk(self.repos[repo]):
                 for name in sorted(names):
                     full = os.path.join(root, name)
                     rel = os.path.relpath(full, self.repos[repo])

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 name: patch_catalog
 short_description: The catalog of vLLM image patches that plans can require
 version_added: "0.1.0"
-author: dgxspark.cluster contributors
+author: dgxspark.cluster contributors (@dgxspark)
 description:
   - Returns the patch catalog of the plan engine (plugins/module_utils/plan/patches.py) as one
     dict keyed by patch id, with what each patch fixes, when a plan needs it, the rule that

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: recipe
-author: dgxspark.cluster contributors
+author: dgxspark.cluster contributors (@dgxspark)
 version_added: "0.2.0"
 short_description: A recipe's inputs for every role (site.yml's one mapping)
 description:
@@ -82,7 +82,7 @@ class LookupModule(LookupBase):
             raise AnsibleLookupError("dgxspark.cluster.recipe takes one recipe name, got %r"
                                      % (terms,))
         dirs = list(self.get_option("recipe_dirs")) + [os.path.join(COLLECTION_ROOT, "recipes",
-                                                                      "vars")]
+                                                                    "vars")]
         try:
             path = recipe.recipe_path(terms[0], dirs)
             with open(path) as handle:

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: dgxspark.cluster contributors
 # Apache License 2.0 (see LICENSE)
-"""Benchmark of a running vLLM OpenAI endpoint (plain Python, urllib only).
+"""Benchmark of a running vLLM OpenAI endpoint (plain Python; HTTP through Ansible's open_url).
 
 * ``parse_prometheus``: vLLM's ``/metrics`` text into ``{(name, labels): value}``.
 * ``spec_decode``: MTP acceptance (overall, mean acceptance length, per draft position) from
@@ -16,8 +16,8 @@ import json
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 from .plan.errors import ModelConfigError
 from .plan.request import OPTIONS, coerce_int
@@ -88,8 +88,8 @@ def _request(url, api_key=None, body=None, timeout=60):
     if api_key:
         headers["Authorization"] = "Bearer " + api_key
     data = json.dumps(body).encode() if body is not None else None
-    return urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers),
-                                  timeout=timeout)
+    return open_url(url, data=data, headers=headers, timeout=timeout,
+                    method="POST" if data is not None else "GET")
 
 
 def scrape(api_url, api_key=None, timeout=60):

@@ -112,7 +112,7 @@ def wiring(nodes, topology, prefix="dgx", switch_port="P1", faults=None,
             node = fault["node"]
             plug[(node, "P0")], plug[(node, "P1")] = plug[(node, "P1")], plug[(node, "P0")]
     for (node, port), cable in sorted(plug.items(), key=lambda kv: (nodes.index(kv[0][0]),
-                                                                     kv[0][1])):
+                                                                    kv[0][1])):
         for twin in (0, 1):
             bridge = "%ssw0" % prefix if cable == "sw" else "%s%st%d" % (prefix, cable, twin)
             if cable == "sw" and twin == 1:

@@ -275,8 +275,8 @@ def hybrid_plan(base_dir, out_dir, mtp_dir=None, prefixes=None):
             raise AssemblyError(mtp_dir, "is not a directory",
                                 "fetch the MTP part first (the model role does) or fix its path")
         prefixes = tuple(prefixes or mtp_prefixes_for(base_dir))
-        base_map, base_meta, _ = _weight_map(base_dir, "base")
-        mtp_map, _, _ = _weight_map(mtp_dir, "mtp")
+        base_map, base_meta, dummy = _weight_map(base_dir, "base")
+        mtp_map, dummy, dummy = _weight_map(mtp_dir, "mtp")
         mtp_keys = dict((t, s) for t, s in mtp_map.items() if t.startswith(prefixes))
         absent = [p for p in prefixes if not any(t.startswith(p) for t in mtp_keys)]
         if absent:
@@ -501,4 +501,3 @@ def transfer(reference, other):
     delete = sorted(set(other_files) - set(ref_files))
     total = sum(ref_files[n].get("size", 0) for n in copy)
     return {"copy": copy, "delete": delete, "bytes": total, "same": not copy and not delete}
-

@@ -101,10 +101,10 @@ def differences(reference, other):
     extra = sorted(set(other_files) - set(ref_files))
     if missing:
         out.append("missing %s" % ", ".join(missing[:5]) + (" and %d more" % (len(missing) - 5)
-                                                           if len(missing) > 5 else ""))
+                                                            if len(missing) > 5 else ""))
     if extra:
         out.append("extra %s" % ", ".join(extra[:5]) + (" and %d more" % (len(extra) - 5)
-                                                       if len(extra) > 5 else ""))
+                                                        if len(extra) > 5 else ""))
     for name in sorted(set(ref_files) & set(other_files)):
         a, b = ref_files[name], other_files[name]
         if a.get("size") != b.get("size"):

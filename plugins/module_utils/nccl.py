@@ -81,7 +81,7 @@ def probe_labels(probe):
     if vllm_version:
         found.append((version_tuple(vllm_version), vllm_version, "vLLM PyNccl %s (%s)" % (
             vllm_version, probe.get("vllm_library") or "libnccl.so.2")))
-    details = [what for _, _, what in found]
+    details = [what for dummy, dummy, what in found]
     if not found:
         details.append("no NCCL: torch %s; vLLM PyNccl %s" % (
             probe.get("torch_error") or "reports none",

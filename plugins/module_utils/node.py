@@ -87,7 +87,7 @@ def read_facts(facts_dir=FACTS_DIR):
     smi, error = _run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"])
     if smi:
         first = smi.strip().splitlines()[0] if smi.strip() else ""
-        name, _, driver = first.partition(",")
+        name, dummy, driver = first.partition(",")
         out["gpu"] = {"name": name.strip(), "driver": driver.strip()}
     else:
         out["gpu_error"] = error
@@ -124,7 +124,7 @@ def last_kill(guard):
 def _container_ids(names):
     ids = {}
     for name in names:
-        out, _ = _run(["docker", "inspect", "--format", "{{.Id}}", name])
+        out, dummy = _run(["docker", "inspect", "--format", "{{.Id}}", name])
         if out and out.strip():
             ids[out.strip()] = name
     return ids
@@ -157,7 +157,7 @@ def processes(container_names=("dgxspark-vllm", "dgxspark-ray")):
 
 def unit_log(unit):
     """The unit's log since it last became active (this boot's when it is not active)."""
-    since, _ = _run(["systemctl", "show", "-p", "ActiveEnterTimestamp", "--value", unit])
+    since, dummy = _run(["systemctl", "show", "-p", "ActiveEnterTimestamp", "--value", unit])
     argv = ["journalctl", "-u", unit, "-o", "cat", "--no-pager"]
     argv += ["--since", since.strip()] if since and since.strip() else ["-b"]
     text, error = _run(argv)
@@ -198,7 +198,7 @@ def drain(drain_swap=True, drop_caches=True, check_mode=False):
             done.append("swapoff -a; swapon -a (%d MiB back in RAM)" % (swap_used // 1024))
             if not check_mode:
                 for argv in (["swapoff", "-a"], ["swapon", "-a"]):
-                    _, error = _run(argv)
+                    dummy, error = _run(argv)
                     if error:
                         raise RuntimeError("%s failed: %s" % (" ".join(argv), error))
         else:

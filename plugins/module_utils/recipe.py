@@ -162,7 +162,7 @@ def check_overrides(overrides):
             raise _unknown("", name, OVERRIDES, "a recipe override")
         if value is None:
             continue
-        kind, _ = OVERRIDES[name]
+        kind, dummy = OVERRIDES[name]
         if not isinstance(value, kind):
             raise RecipeError(name, value, "must be %s" % _TYPE_NAMES[kind],
                               "give %s, e.g. %s" % (_TYPE_NAMES[kind], {

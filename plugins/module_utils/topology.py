@@ -223,8 +223,8 @@ def _check_room(nets, nodes, host_base, explicit):
             raise TopologyError(
                 variable, value, "%s holds host numbers 1 to %d, but %s needs %d "
                 "(fabric_host_base %d + node index %d)" % (net.cidr, max(net.size - 2, 0),
-                                                          nodes[-1], last, host_base,
-                                                          len(nodes) - 1),
+                                                           nodes[-1], last, host_base,
+                                                           len(nodes) - 1),
                 "use /24 subnets (fabric_prefixlen: 24)" + (
                     ", or a fabric_host_base of at most %d" % (net.size - 1 - len(nodes))
                     if net.size - 1 - len(nodes) >= 1 else ""))
@@ -348,7 +348,7 @@ def _control_plane(topology, nodes, out):
             if other == node:
                 continue
             target = out[other]["identity"]["ip"]
-            mine = [x for x in out[node]["interfaces"]]
+            mine = list(out[node]["interfaces"])
             if any(x["subnet"] == y["subnet"] for x in mine
                    for y in out[other]["interfaces"] if y["ip"] == target):
                 continue  # identity is on a directly connected subnet

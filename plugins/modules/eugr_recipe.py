@@ -35,7 +35,7 @@ description:
   - Runs on the controller (an action plugin); relative paths are relative to the playbook's
     directory.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:

@@ -16,7 +16,7 @@ description:
     the MTUs on both ends, or the hop between them), a link without carrier, a missing address.
   - Fails when any link fails (unless O(fail_on_problems=false)); changes nothing.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -27,6 +27,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   plan:

@@ -23,7 +23,7 @@ description:
 requirements:
   - netaddr (Python, on the controller where the module runs; C(pip install netaddr))
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -34,6 +34,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   nodes:

@@ -24,7 +24,7 @@ description:
   - Changes nothing but the kernel's neighbour cache entry of each peer, which it flushes first so
     the MAC it reads comes from a fresh ARP answer; runs the same in check mode.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -35,6 +35,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   interfaces:
@@ -121,9 +122,9 @@ def read_interfaces(module, names):
 
 
 def ping(module, netdev, peer, size, count, timeout):
-    rc, _, _ = module.run_command(["ping", "-n", "-q", "-M", "do", "-s", str(size), "-c",
-                                   str(count), "-i", "0.2", "-W", str(timeout), "-I", netdev,
-                                   peer])
+    rc, dummy, dummy = module.run_command(["ping", "-n", "-q", "-M", "do", "-s", str(size), "-c",
+                                           str(count), "-i", "0.2", "-W", str(timeout), "-I", netdev,
+                                           peer])
     return rc == 0
 
 
@@ -133,7 +134,7 @@ def probe(module, link):
     module.run_command(["ip", "neigh", "flush", "to", peer, "dev", netdev])
     small = ping(module, netdev, peer, 1472, params["count"], params["timeout"])
     jumbo = ping(module, netdev, peer, params["mtu"] - 28, params["count"], params["timeout"])
-    rc, out, _ = module.run_command(["ip", "-j", "neigh", "show", "to", peer, "dev", netdev])
+    rc, out, dummy = module.run_command(["ip", "-j", "neigh", "show", "to", peer, "dev", netdev])
     neigh = json.loads(out or "[]") if rc == 0 else []
     entry = neigh[0] if neigh else {}
     return {"netdev": netdev, "peer_ip": peer, "small_ok": small, "jumbo_ok": jumbo,
@@ -164,7 +165,7 @@ def arp_sweep(netdev, mac, src_ip, targets, wait=0.5):
         answers = {}
         deadline = time.time() + wait
         while time.time() < deadline:
-            ready, _, _ = select.select([sock], [], [], max(0.0, deadline - time.time()))
+            ready, dummy, dummy = select.select([sock], [], [], max(0.0, deadline - time.time()))
             if not ready:
                 break
             frame = sock.recv(2048)

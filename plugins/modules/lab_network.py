@@ -21,7 +21,7 @@ description:
 requirements:
   - netaddr (Python, on the host the module runs on; C(pip install netaddr))
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -32,6 +32,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   nodes:

@@ -22,7 +22,7 @@ description:
     O(state=stopped) powers them off and unmounts their overlays; O(state=absent) also deletes
     their overlay directories.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -33,6 +33,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   nodes:
@@ -102,6 +103,8 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dgxspark.cluster.plugins.module_utils.daemon import spawn
+
 
 def node_paths(lab_dir, name):
     base = os.path.join(lab_dir, "nodes", name)
@@ -132,7 +135,7 @@ def nspawn_pid(paths):
 
 def init_pid(pid):
     try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
         return int(out.split()[0])
     except (IndexError, ValueError):
         return None
@@ -140,7 +143,7 @@ def init_pid(pid):
 
 def in_node(init, args):
     return subprocess.run(["nsenter", "-t", str(init), "-a"] + args, capture_output=True,
-                          text=True)
+                          text=True, check=False)
 
 
 def write_if_changed(path, content, mode=0o644):
@@ -182,7 +185,7 @@ def prepare(module, node, paths, actions):
         actions.append("mount overlay %s" % paths["merged"])
         if module.check_mode:
             return
-        rc, _, err = module.run_command([
+        rc, dummy, err = module.run_command([
             "mount", "-t", "overlay", "overlay", "-o",
             "lowerdir=%s,upperdir=%s,workdir=%s" % (module.params["rootfs"], paths["upper"],
                                                     paths["work"]), paths["merged"]])
@@ -215,16 +218,14 @@ def start(module, node, paths, actions):
             # Docker's storage on the host's file system, so the nodes' Docker can use overlay2
             # (an overlay cannot sit on the node's own overlay root; vfs copies every layer).
             "--bind=%s:/var/lib/docker" % os.path.realpath(paths["docker"])]
-    with open(paths["log"], "ab") as log, open(os.devnull) as devnull:
-        proc = subprocess.Popen(args, stdin=devnull, stdout=log, stderr=log, env=env,
-                                start_new_session=True)
+    pid = spawn(args, paths["log"], env)
     with open(paths["pid"], "w") as handle:
-        handle.write("%d\n" % proc.pid)
+        handle.write("%d\n" % pid)
 
 
 def wait_booted(module, node, paths, deadline):
     state = "unknown"
-    # Right after Popen the child may not have exec'd systemd-nspawn yet (its cmdline is still
+    # Right after the spawn the child may not have exec'd systemd-nspawn yet (its cmdline is still
     # Python's): only a node that stays gone for a few seconds has exited.
     grace = time.time() + 5
     while time.time() < deadline:
@@ -234,7 +235,7 @@ def wait_booted(module, node, paths, deadline):
             continue
         if pid is None:
             module.fail_json(msg="node %s exited while booting; see %s" % (node["name"],
-                                                                         paths["log"]))
+                                                                           paths["log"]))
         init = init_pid(pid)
         if init:
             state = in_node(init, ["systemctl", "is-system-running"]).stdout.strip()
@@ -264,7 +265,7 @@ def stop(module, node, paths, actions):
     if os.path.isdir(paths["merged"]) and is_mounted(paths["merged"]):
         actions.append("umount %s" % paths["merged"])
         if not module.check_mode:
-            rc, _, err = module.run_command(["umount", paths["merged"]])
+            rc, dummy, err = module.run_command(["umount", paths["merged"]])
             if rc:
                 module.fail_json(msg="cannot unmount %s: %s" % (paths["merged"], err))
     if os.path.exists(paths["pid"]) and not module.check_mode:
@@ -299,7 +300,7 @@ def main():
         if missing:
             module.fail_json(msg="lab_nodes: node %r lacks %s" % (node, ", ".join(missing)))
     if state in ("started", "restarted") and not os.path.isdir(os.path.join(params["rootfs"],
-                                                                           "etc")):
+                                                                            "etc")):
         module.fail_json(msg="rootfs %s is not a root file system; build it first (lab role)"
                          % params["rootfs"])
     actions = []

@@ -18,7 +18,7 @@ description:
   - Used by the vllm_cluster role before every launch and by the os_prune role's C(prepare)
     entry point.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -30,6 +30,7 @@ attributes:
     support: none
     details: Dropping caches and cycling swap is an action, reported as a change each time it is done.
   platform:
+    support: full
     platforms: linux
 options:
   drain_swap:

@@ -21,7 +21,7 @@ description:
     the C(dgxspark.cluster.memory_ledger) filter (C(plugins/module_utils/memory.py)).
     Read-only.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -32,6 +32,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   unit:

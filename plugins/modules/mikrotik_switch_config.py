@@ -29,7 +29,7 @@ description:
   - Errors name the role variable (C(mikrotik_switch_<option>)), the bad value and the fix.
   - Runs on the controller and changes nothing.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -41,6 +41,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   model:

@@ -25,7 +25,7 @@ description:
     safetensors headers only, never a tensor. The domain logic is in
     C(plugins/module_utils/model.py).
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -37,6 +37,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   base:

@@ -19,7 +19,7 @@ description:
   - Read-only. The decisions are in C(plugins/module_utils/checkpoint.py); preflight runs it
     on the head when the model directory is there.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -30,6 +30,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   path:

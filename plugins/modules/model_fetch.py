@@ -23,7 +23,7 @@ description:
     and is never returned or logged (O(token) is C(no_log)).
   - The domain logic is in C(plugins/module_utils/hub.py).
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -36,6 +36,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   repo:

@@ -18,7 +18,7 @@ description:
   - Compare the manifests of the nodes with the C(dgxspark.cluster.model_parity_findings)
     filter. Read-only.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -29,6 +29,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   path:

@@ -20,7 +20,7 @@ description:
   - The checks made with these facts are decided elsewhere (C(plugins/module_utils/findings/)).
     Read-only.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -31,6 +31,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   facts_dir:

@@ -18,7 +18,7 @@ description:
   - On a host without RoCE devices (the simulated lab) returns RV(present=false) and nothing else.
   - Read-only.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -29,6 +29,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: linux
 options:
   interfaces:
@@ -99,7 +100,7 @@ def main():
                          env={})
     ibv = module.get_bin_path("ibv_devinfo")
     if ibv:
-        rc, out, _ = module.run_command([ibv])
+        rc, out, dummy = module.run_command([ibv])
         if rc == 0:
             for dev, ports in parse_ibv_devinfo(out).items():
                 for port, info in ports.items():

@@ -20,18 +20,19 @@ description:
     and the measured fraction of it.
   - Changes nothing. In check mode it sends nothing and says so.
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
   check_mode:
     support: full
-    details: In check mode no request is sent and O(skipped) results are returned.
+    details: In check mode no request is sent and RV(skipped) results are returned.
   diff_mode:
     support: none
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   api_url:
@@ -129,6 +130,7 @@ skipped:
 import urllib.error
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import ConnectionError as UrlConnectionError
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import benchmark
 
@@ -142,12 +144,12 @@ def main():
             prompts=dict(type="list", elements="str",
                          default=["Explain in three short paragraphs how a ring all-reduce "
                                   "works."]),
-            max_tokens=dict(type="int", default=256),
+            max_tokens=dict(type="int", default=256, no_log=False),
             requests=dict(type="int", default=3),
             concurrency=dict(type="list", elements="int", default=[]),
             extra_body=dict(type="dict", default={}),
             timeout=dict(type="int", default=600),
-            bytes_per_token_per_node=dict(type="float"),
+            bytes_per_token_per_node=dict(type="float", no_log=False),
             bandwidth_bytes_per_s=dict(type="float", default=273e9),
         ),
         supports_check_mode=True,
@@ -167,7 +169,7 @@ def main():
         module.fail_json(msg="%s answered HTTP %d (%s)%s" % (
             exc.url or p["api_url"], exc.code, exc.reason,
             ": wrong or missing api_key" if exc.code == 401 else ""))
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, UrlConnectionError) as exc:
         module.fail_json(msg="no answer from the vLLM endpoint %s: %s" % (p["api_url"], exc))
     module.exit_json(changed=False, skipped=False, benchmark=results)
 

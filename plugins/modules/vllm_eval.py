@@ -31,7 +31,7 @@ description:
     that fails (HTTP error, timeout, broken stream) give FAIL verdicts with the reason; the module
     fails only when the endpoint cannot be used at all (unreachable, wrong key, model not served).
 author:
-  - dgxspark.cluster contributors
+  - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
   - dgxspark.cluster.attributes
 attributes:
@@ -43,6 +43,7 @@ attributes:
   idempotent:
     support: full
   platform:
+    support: full
     platforms: posix
 options:
   api_url:
@@ -269,7 +270,7 @@ def main():
             validate_certs=dict(type="bool", default=True),
             scenario_dirs=dict(type="list", elements="path", required=True),
             select=dict(type="list", elements="str", default=[]),
-            max_tokens=dict(type="int", default=1024),
+            max_tokens=dict(type="int", default=1024, no_log=False),
             temperature=dict(type="float", default=0.0),
             thinking=dict(type="bool", default=False),
             extra_body=dict(type="dict", default={}),
@@ -317,7 +318,7 @@ def main():
     elif p["model"] not in names:
         module.fail_json(msg="model=%r is not served at %s (it serves: %s). Fix: set model "
                          "(eval_model) to the served name" % (p["model"], chat.url,
-                                                               ", ".join(names) or "nothing"))
+                                                              ", ".join(names) or "nothing"))
     max_model_len = next((m["max_model_len"] for m in served if m["id"] == chat.model), None)
 
     try:

@@ -97,7 +97,7 @@ def verdicts(tmp_path_factory):
     batch = base / "queries.jsonl"
     batch.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     proc = subprocess.run([os.path.join(os.path.expanduser(ORACLE), "bin", "python"), SCRIPT,
-                           "--batch", str(batch)], capture_output=True, text=True, timeout=3000)
+                           "--batch", str(batch)], capture_output=True, text=True, timeout=3000, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = dict((r["id"], r) for r in map(json.loads, proc.stdout.splitlines()))
     return [(lines[i], models, results[str(i)]) for i in range(len(lines))]
@@ -121,7 +121,7 @@ def _ours(line):
 
 def test_grid_matches_vllm(verdicts):
     mismatches = []
-    for line, _, oracle in verdicts:
+    for line, dummy, oracle in verdicts:
         ours = _ours(line)
         rules = set(v["rule"] for v in ours["violations"])
         config_ok = not (rules & CONFIG_STAGE)

@@ -146,7 +146,7 @@ class FakeRouterOS(socketserver.ThreadingTCPServer):
     def answer(self, command, args):
         if command == "/login":
             return [["!done"]]
-        path, _, verb = command.strip("/").rpartition("/")
+        path, dummy, verb = command.strip("/").rpartition("/")
         if path == "system/resource" and verb == "print":
             return [["!re", "=version=7.19.6 (stable)"], ["!done"]]
         rows = self.tables.get(path)

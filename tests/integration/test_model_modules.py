@@ -16,7 +16,7 @@ CONFIG = {"architectures": ["GlmMoeDsaForCausalLM"], "model_type": "glm_moe_dsa"
 
 def checkpoint(path, layers):
     return write_checkpoint(path, dict(("s%d.safetensors" % n, {"model.layers.%d.w" % n:
-                                                                 data("U8", [8], n)})
+                                                                data("U8", [8], n)})
                                        for n in layers), CONFIG)
 
 

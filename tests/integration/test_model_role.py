@@ -140,7 +140,7 @@ def preflight(tmp_path, model_dir, *extra):
                         "dgxspark_model_dir": model_dir})
     return subprocess.run(["ansible-playbook", "-i", str(inventory), str(ROOT / "site.yml"),
                            "-e", "dgxspark_recipe=tiny", "-e", plan] + list(extra),
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=600)
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=600, check=False)
 
 
 def test_preflight_names_a_missing_shard_of_the_heads_checkpoint(tmp_path):

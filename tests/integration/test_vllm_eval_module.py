@@ -24,7 +24,7 @@ def lab_engine():
     kinds = itertools.cycle([
         {"http": {"status": 400, "body": {"object": "error", "code": 400, "message":
                   "This model's maximum context length is 256 tokens. However, you requested "
-                  "1310 tokens (286 in the messages, 1024 in the completion)."}}},
+                                          "1310 tokens (286 in the messages, 1024 in the completion)."}}},
         {"content": "weather the the ,, Lyon Lyon spark"},
         {"tool_calls": [{"name": "get_weather", "arguments": '{"city": Lyon'}]},
         {"content": ""},

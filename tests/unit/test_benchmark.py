@@ -30,7 +30,7 @@ def test_parse_prometheus_labels_escapes_and_comments():
     assert samples[("weird_label", (("a", 'x "quoted" y'),))] == 1000.0
     assert benchmark.total(samples, "vllm:spec_decode_num_drafts_total", "m") == 1.0
     assert benchmark.total(samples, "vllm:spec_decode_num_drafts_total") == 1001.0
-    assert not any(name.startswith("#") for name, _ in samples)
+    assert not any(name.startswith("#") for name, dummy in samples)
 
 
 def test_spec_decode_acceptance_between_two_scrapes():

@@ -28,8 +28,10 @@ def layer(n):
             "model.layers.%d.mlp.experts.0.up_proj.weight_scale" % n: zeros("F8_E4M3", [16, 1])}
 
 
-def make_checkpoint(directory, config=GLM_CONFIG, mtp=True, index=True):
-    """The toy GLM: shard 1 embeddings + layers 0-1, shard 2 the MTP layer (layer 2)."""
+def make_checkpoint(directory, config=None, mtp=True, index=True):
+    """The toy GLM (config: GLM_CONFIG unless given): shard 1 embeddings + layers 0-1, shard 2 the MTP
+    layer (layer 2)."""
+    config = GLM_CONFIG if config is None else config
     base = dict(layer(0), **layer(1))
     base["model.embed_tokens.weight"] = zeros("BF16", [32, 8])
     shards = {"model-00001-of-00002.safetensors": base}
@@ -253,7 +255,7 @@ def test_garbage_in_any_file_never_raises(glm):
         with open(path, "rb") as handle:
             data = bytearray(handle.read())
         if data:
-            for _ in range(3):
+            for dummy in range(3):
                 data[rng.randrange(len(data))] = rng.randrange(256)
         with open(path, "wb") as handle:
             handle.write(bytes(data[:rng.randrange(len(data) + 1)]))

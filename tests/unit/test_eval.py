@@ -53,7 +53,7 @@ def case_id(case):
 @pytest.mark.parametrize("stream", [True, False], ids=["streamed", "json"])
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
 def test_recorded_answer_gets_its_verdict_and_reason(case, stream):
-    record, _, transport = replay(BY_ID[case["scenario"]], case["replies"], stream)
+    record, dummy, transport = replay(BY_ID[case["scenario"]], case["replies"], stream)
     assert (record["verdict"], record["points"]) == (case["verdict"],
                                                      checks.POINTS[case["verdict"]]), record
     assert re.search(case["reason"], record["reason"]), record["reason"]
@@ -103,7 +103,7 @@ def test_follow_up_is_sent_after_the_answer_and_thinking_can_be_on():
                 and c["verdict"] == "PASS")
     settings = runner.Settings(thinking=True,
                                extra_body={"chat_template_kwargs": {"custom": 1}, "top_k": 1})
-    _, _, transport = replay(BY_ID["followup-book-second"], case["replies"], settings=settings)
+    dummy, dummy, transport = replay(BY_ID["followup-book-second"], case["replies"], settings=settings)
     third = transport.requests[2]
     assert [m["role"] for m in third["messages"]][-2:] == ["assistant", "user"]
     assert third["messages"][-1]["content"] == "Book the second one in the list."
@@ -114,7 +114,7 @@ def test_follow_up_is_sent_after_the_answer_and_thinking_can_be_on():
 
 def test_long_context_goes_before_the_prompt():
     scenario = BY_ID["long-log-xid-ticket"]
-    _, _, transport = replay(scenario, [{"content": "no idea"}])
+    dummy, dummy, transport = replay(scenario, [{"content": "no idea"}])
     text = transport.requests[0]["messages"][1]["content"]
     assert text.endswith(scenario.prompt) and text.count("Xid 79") == 1
     assert len(text.splitlines()) > 400
@@ -131,22 +131,22 @@ def test_settings_reject_bad_values_naming_the_option():
 
 def test_wall_timeout_and_max_turns_end_a_conversation():
     looping = [{"tool_calls": [{"name": "get_weather", "arguments": '{"city": "Lyon"}'}]}] * 10
-    record, _, _ = replay(BY_ID["single-weather"], looping,
-                          settings=runner.Settings(wall_timeout=0.25), delay=0.1)
+    record, dummy, dummy = replay(BY_ID["single-weather"], looping,
+                                  settings=runner.Settings(wall_timeout=0.25), delay=0.1)
     assert record["verdict"] == "FAIL" and "wall timeout" in record["reason"]
     assert record["error"] and record["turns"] < 10
-    record, _, _ = replay(BY_ID["single-weather"], looping[:8])
+    record, dummy, dummy = replay(BY_ID["single-weather"], looping[:8])
     assert record["verdict"] == "PARTIAL" and record["turns"] == 8
     assert "no final answer (stopped after 8 turns (max_turns)" in record["reason"]
 
 
 def test_transcripts_are_kept_on_request_and_shortened():
-    record, _, _ = replay(BY_ID["long-config-recall"], [{"content": "7168, fp8_e4m3"}],
-                          settings=runner.Settings(transcripts=True))
+    record, dummy, dummy = replay(BY_ID["long-config-recall"], [{"content": "7168, fp8_e4m3"}],
+                                  settings=runner.Settings(transcripts=True))
     user = record["transcript"][1]["content"]
     assert len(user) < 2100 and user.endswith("characters)")
     assert record["transcript"][-1] == {"role": "assistant", "content": "7168, fp8_e4m3"}
-    record, _, _ = replay(BY_ID["long-config-recall"], [{"content": "x"}])
+    record, dummy, dummy = replay(BY_ID["long-config-recall"], [{"content": "x"}])
     assert "transcript" not in record
 
 
@@ -161,7 +161,7 @@ def test_simulated_results_cases_default_sequence_and_errors():
     stock = BY_ID["error-transient-retry"]
     counts = {}
     results = [json.loads(runner.simulate(stock, "get_stock_price", {"symbol": "AMD"}, counts))
-               for _ in range(3)]
+               for dummy in range(3)]
     assert "error" in results[0] and results[1] == results[2] and results[2]["price"] == 141.07
     assert "no tool named 'rm_rf'" in runner.simulate(stock, "rm_rf", {}, {})
     assert "not a valid JSON object" in runner.simulate(stock, "get_stock_price", None, {})
@@ -428,7 +428,7 @@ GOOD_RUN = {sid: "PASS" for sid in GOOD_IDS}
 
 
 def test_document_fields_map_onto_the_published_format():
-    doc, _, _ = document(GOOD_RUN)
+    doc, dummy, dummy = document(GOOD_RUN)
     assert set(doc) == {"meta", "aggregate", "scenarios"}
     assert PUBLISHED_META <= set(doc["meta"]) and PUBLISHED_AGGREGATE <= set(doc["aggregate"])
     assert all(PUBLISHED_SCENARIO <= set(s) for s in doc["scenarios"])
@@ -444,7 +444,7 @@ def test_readme_documents_every_field_of_the_json():
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## The eval stage"):]
     section = section[:section.index("\n## ", 4)]
-    doc, _, _ = document({"single-weather": "PASS"})
+    doc, dummy, dummy = document({"single-weather": "PASS"})
     documented = set(re.findall(r"`([a-z_0-9]+)`", section))
     fields = (set(doc["meta"]) | set(doc["aggregate"]) | set(doc["scenarios"][0])
               | {"transcript"} | set(PUBLISHED_LEVEL))
@@ -452,7 +452,7 @@ def test_readme_documents_every_field_of_the_json():
 
 
 def test_lab_run_says_so_in_meta_and_table():
-    doc, _, _ = document({"single-weather": "FAIL"}, lab=True)
+    doc, dummy, dummy = document({"single-weather": "FAIL"}, lab=True)
     assert doc["meta"]["lab"] is True and "tiny random-weight model" in doc["meta"]["note"]
     lines = report.table(doc)
     assert lines[1].startswith("NOTE: lab run: the served model is the simulated lab's tiny")
@@ -478,7 +478,7 @@ def test_concurrency_sweep_document():
     rows = []
     for level in (1, 3):
         outcomes, wall = runner.run_concurrently(picked, chat, runner.Settings(), level)
-        assert [r["id"] for r, _ in outcomes] == list(GOOD_RUN)
+        assert [r["id"] for r, dummy in outcomes] == list(GOOD_RUN)
         rows.append(report.level_row(level, outcomes, wall))
     sweep = report.concurrency_document(doc["meta"], list(GOOD_RUN), rows)
     assert set(sweep) == {"meta", "levels"}
@@ -510,7 +510,7 @@ def test_gate_fails_a_regressed_run_naming_the_scenarios_that_regressed(tmp_path
     (tmp_path / "eval-concurrency-20261201T093000Z.json").write_text("{}")
     path, baseline = report.find_baseline(str(tmp_path), "m", False)
     assert path == earlier
-    doc, _, _ = document(REGRESSED_RUN)
+    doc, dummy, dummy = document(REGRESSED_RUN)
     gate = report.gate(doc, report.check_minimums({"quality": 95, "deployability": 50}),
                        baseline, path)
     assert gate["passed"] is False
@@ -525,14 +525,14 @@ def test_gate_fails_a_regressed_run_naming_the_scenarios_that_regressed(tmp_path
 
 
 def test_gate_passes_at_the_minimum_and_without_minimums(tmp_path):
-    doc, _, _ = document(REGRESSED_RUN)
+    doc, dummy, dummy = document(REGRESSED_RUN)
     assert report.gate(doc, {"quality": doc["aggregate"]["quality"]})["passed"] is True
     gate = report.gate(doc, {})
     assert gate["passed"] is True and gate["msg"] == "" and gate["regressed"] == []
 
 
 def test_gate_without_an_earlier_run_names_what_does_not_pass():
-    doc, _, _ = document(REGRESSED_RUN)
+    doc, dummy, dummy = document(REGRESSED_RUN)
     gate = report.gate(doc, {"deployability": 99})
     assert gate["passed"] is False and gate["baseline"] is None
     assert "No earlier run of m to compare with; not passing now: multi-order-email (FAIL:" \
@@ -544,7 +544,7 @@ def test_gate_against_a_run_saved_by_an_earlier_version():
     path, baseline = report.find_baseline(str(ROOT / "tests/fixtures/eval/runs"),
                                           "MiMo-V2.5-NVFP4", False)
     assert path.endswith("eval-20261130T120000Z.json")
-    doc, _, _ = document(REGRESSED_RUN, model="MiMo-V2.5-NVFP4")
+    doc, dummy, dummy = document(REGRESSED_RUN, model="MiMo-V2.5-NVFP4")
     regressed = report.regressions(doc, baseline)
     assert [r["id"] for r in regressed] == ["multi-order-email", "json-extract-contact"]
     assert report.find_baseline(path, "ignored", True)[0] == path  # a file is taken as it is

@@ -69,14 +69,14 @@ def test_split_takes_the_mtp_layer_out_of_the_base(made, tmp_path):
 def test_a_model_without_an_mtp_layer_is_not_split(tmp_path):
     plain = write_checkpoint(tmp_path / "plain", {"model.safetensors": {
         "model.layers.0.w": data("F32", [2])}}, dict(MIMO, architectures=["LlamaForCausalLM"],
-                                                    model_type="llama"), index=False)
+                                                     model_type="llama"), index=False)
     with pytest.raises(SystemExit) as err:
         load_lab_models().split_hybrid(plain, str(tmp_path / "b"), str(tmp_path / "m"), str(ROOT))
     assert "no MTP layer" in str(err.value)
 
 
 def test_the_model_roles_pieces_assemble_distribute_and_prove_parity(made, tmp_path):
-    base, mtp, _ = split(made, tmp_path)
+    base, mtp, dummy = split(made, tmp_path)
     head = str(tmp_path / "head/model")
     # 1. assemble on the head (model_assemble): the MTP part's shard joins, the index is merged
     plan = model.hybrid_plan(base, head, mtp, model.mtp_prefixes_for(base))
@@ -107,7 +107,7 @@ def test_the_model_roles_pieces_assemble_distribute_and_prove_parity(made, tmp_p
 
 
 def test_refuses_to_assemble_when_the_mtp_shard_is_missing(made, tmp_path):
-    base, mtp, _ = split(made, tmp_path)
+    base, mtp, dummy = split(made, tmp_path)
     os.unlink(os.path.join(mtp, "mtp-model.safetensors"))
     with pytest.raises(model.AssemblyError) as err:
         model.hybrid_plan(base, str(tmp_path / "head"), mtp)

@@ -117,7 +117,7 @@ def test_the_cpu_builds_recorded_lines():
 
 def test_the_gpu_lines_of_a_rank_with_an_explicit_kv_budget():
     figures = memory.engine_figures((FIXTURES / "gpu-mp-head-vllm-0.33.0.log").read_text())
-    (rank,) = figures["ranks"].values()
+    (rank,) = list(figures["ranks"].values())
     assert rank == {"name": "Worker_TP0", "ip": None, "weights_gib": 106.93,
                     "kv_cache_gib": 1.69, "kv_source": "kv_cache_memory_bytes"}
     assert figures["kv_tokens"] == 132096 and figures["device"] == "GPU"
@@ -127,7 +127,7 @@ def test_the_cpu_builds_auto_line_gives_what_is_not_kv():
     line = ("(Worker_TP0 pid=7) INFO 12-02 01:12:18 [cpu_worker.py:268] Auto set (10.5/23.54) "
             "GiB for KV cache on node 0, with 12.0 GiB requested memory for the worker. 1.5 GiB "
             "memory was consumed by non-kv usages.")
-    (rank,) = memory.engine_figures(line)["ranks"].values()
+    (rank,) = list(memory.engine_figures(line)["ranks"].values())
     assert rank["kv_cache_gib"] == 10.5 and rank["non_kv_gib"] == 1.5
     assert rank["kv_source"] == "cpu auto"
 
@@ -135,10 +135,10 @@ def test_the_cpu_builds_auto_line_gives_what_is_not_kv():
 def test_older_vllm_wording_and_a_restart_keep_the_last_value():
     text = ("(Worker_TP0 pid=5) INFO x Model loading took 50.1234 GiB and 10.0 seconds\n"
             "(Worker_TP0 pid=5) INFO x Model loading took 51.0 GiB memory and 9.0 seconds\n")
-    (rank,) = memory.engine_figures(text)["ranks"].values()
+    (rank,) = list(memory.engine_figures(text)["ranks"].values())
     assert rank["weights_gib"] == 51.0
     assert memory.engine_figures("nothing here\n") == {"ranks": {}, "kv_tokens": None,
-                                                        "device": None}
+                                                       "device": None}
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -175,13 +175,14 @@ GUARD = {"settings": {"mem_term_kib": 524288, "mem_term_percent": 0}}
 SPARK_TOTAL = 127600000  # KiB, about 121.7 GiB
 
 
-def read(available_gib, figures=None, guard=GUARD, executor="mp", host_ip=None, **extra):
+def read(available_gib, figures=None, guard=..., executor="mp", host_ip=None, **extra):
+    guard = GUARD if guard is ... else guard  # (guard=None: a node without a guard)
     out = {"meminfo_kib": {"MemTotal": SPARK_TOTAL, "MemAvailable": int(available_gib * 1048576),
                            "SwapTotal": 16777216, "SwapFree": 16777216 - 1048576},
            "figures": figures or {"ranks": {}, "kv_tokens": None}, "guard": guard,
            "executor": executor, "host_ip": host_ip,
            "processes": {"engine": {"gib": 2.0, "processes": 3}, "ray": {"gib": 0.0,
-                                                                        "processes": 0}}}
+                                                                         "processes": 0}}}
     out.update(extra)
     return out
 

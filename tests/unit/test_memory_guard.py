@@ -33,7 +33,7 @@ def entry(name, pid=4242):
 
 def test_a_spool_line_is_read_and_a_broken_one_still_gives_a_kill():
     assert entry("VLLM::Worker_TP") == {"epoch": 1796174637, "time": "2026-12-02T01:23:57Z",
-                                         "pid": 4242, "uid": 0, "name": "VLLM::Worker_TP"}
+                                        "pid": 4242, "uid": 0, "name": "VLLM::Worker_TP"}
     broken = guard.parse_entry("", fallback_time=0)
     assert broken["name"] == "?" and broken["pid"] is None and broken["epoch"] == 0
 
@@ -162,7 +162,7 @@ def test_the_reaction_units_watch_the_spool_and_run_the_script():
     assert "Type=oneshot" in service.splitlines()
 
 
-@pytest.mark.skipif(subprocess.run(["which", "systemd-analyze"], capture_output=True).returncode,
+@pytest.mark.skipif(subprocess.run(["which", "systemd-analyze"], capture_output=True, check=False).returncode,
                     reason="needs systemd-analyze")
 def test_the_rendered_drop_in_is_a_valid_unit_section(tmp_path):
     from ansible_collections.dgxspark.cluster.plugins.module_utils import memory

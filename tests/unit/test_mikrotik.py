@@ -154,7 +154,7 @@ def test_unlisted_ports_are_never_in_the_data(model, ports):
 def test_data_uses_only_fields_community_routeros_knows(model, ports):
     for call in render(model, ports)["api_modify"]:
         info = PATHS[tuple(call["path"].split())].unversioned
-        versioned = set(name for _, name, _ in info.versioned_fields)
+        versioned = set(name for dummy, name, dummy in info.versioned_fields)
         for entry in call["data"]:
             assert set(info.primary_keys) <= set(entry)
             for key in entry:

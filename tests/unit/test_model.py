@@ -28,8 +28,8 @@ def layer(n, fill=0):
 def base(tmp_path):
     """The NVFP4 base without its MTP layer (as Mapika/GLM-5.2-NVFP4 lacks model.layers.78)."""
     shards = {"model-00001-of-00002.safetensors": dict(layer(0), **{
-                  "model.embed_tokens.weight": data("BF16", [16, 4])}),
-              "model-00002-of-00002.safetensors": layer(1)}
+        "model.embed_tokens.weight": data("BF16", [16, 4])}),
+        "model-00002-of-00002.safetensors": layer(1)}
     return write_checkpoint(tmp_path / "base", shards, CONFIG, extra={"tokenizer.json": "{}"})
 
 

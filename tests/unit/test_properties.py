@@ -215,7 +215,7 @@ def test_any_suggestion_sweep_gives_satisfiable_plans_or_an_error(plan):
 
 @bounded(150)
 @given(st.sampled_from(sorted(SIZES[:-1] + ("kv_cache_memory_bytes", "cp_kv_cache_interleave_size",
-                                             "max_cudagraph_capture_size"))),
+                                            "max_cudagraph_capture_size"))),
        st.integers(min_value=-10 ** 12, max_value=0))
 def test_a_non_positive_plan_size_is_never_satisfiable(name, value):
     try:
@@ -305,7 +305,7 @@ def test_a_non_positive_model_size_is_never_satisfiable(base_field, value, plan)
                                   b'{"a": 1e400}', b"\xef\xbb\xbf{}", b"\xff\xfe",
                                   b'{"model_type": "llama", "num_hidden_layers": ' + b"9" * 5000
                                   + b"}"]),
-                st.binary(max_size=64)))
+                 st.binary(max_size=64)))
 def test_any_config_file_content_gives_an_error_naming_the_file(raw):
     with tempfile.TemporaryDirectory() as directory:
         with open(os.path.join(directory, "config.json"), "wb") as handle:
@@ -314,7 +314,7 @@ def test_any_config_file_content_gives_an_error_naming_the_file(raw):
             engine.evaluate({"model_config": directory})
         except ModelConfigError as err:
             assert str(err).startswith("model config %s" % os.path.join(directory,
-                                                                         "config.json"))
+                                                                        "config.json"))
             return
     raise AssertionError("content %r was accepted" % raw[:40])
 
@@ -400,14 +400,14 @@ def test_a_management_address_in_the_fabric_is_refused_in_any_spelling(case):
     fabric = [topology.IPNetwork(n) for n in topology.plan(nodes, topo)["subnets"]]
     management = dict((node, _spell(*spelt)) for node, spelt in addresses.items())
     inside = any(topology.IPAddress("%d.%d.%d.%d" % octets) in net
-                 for octets, _ in addresses.values() for net in fabric)
+                 for octets, dummy in addresses.values() for net in fabric)
     try:
         topology.plan(nodes, topo, management=management)
     except topology.TopologyError as err:
         event("refused")
         assert err.variable == "fabric_subnet_pool" and "management path" in str(err)
         # refused for an address ssh would reach inside the fabric (or its octal reading)
-        assert inside or any(form == 2 for _, form in addresses.values())
+        assert inside or any(form == 2 for dummy, form in addresses.values())
         return
     event("planned")
     assert not inside, management

@@ -42,7 +42,7 @@ def test_show_gids_finds_the_ipv4_roce_v2_gid():
     assert len(gids) == 12
     v2 = [g for g in gids if g["ipv4"] == "192.168.100.13" and g["version"] == "v2"]
     assert [(g["rdma"], g["index"], g["netdev"]) for g in v2] == [("rocep1s0f0", 3,
-                                                                    "enp1s0f0np0")]
+                                                                   "enp1s0f0np0")]
     assert rdma.gid_ipv4("0000:0000:0000:0000:0000:ffff:c0a8:650d") == "192.168.101.13"
     assert rdma.gid_ipv4("fe80:0000:0000:0000:4ebb:47ff:fe2a:6531") is None
 
@@ -129,8 +129,8 @@ def test_sysfs_skips_entries_that_are_not_ports_or_gid_indexes(tmp_path):
     gids = devices["rocep1s0f0"]["ports"][1]["gids"]
     assert [g["index"] for g in gids] == sorted(g["index"] for g in gids)
     assert list(devices["rocep1s0f0"]["ports"]) == [1]
-    selection, _ = rdma.select_gids(devices, [{"netdev": "enp1s0f0np0",
-                                               "ip": "192.168.100.13"}])
+    selection, dummy = rdma.select_gids(devices, [{"netdev": "enp1s0f0np0",
+                                                   "ip": "192.168.100.13"}])
     assert selection["enp1s0f0np0"]["gid_index"] == 3
 
 

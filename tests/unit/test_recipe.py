@@ -106,6 +106,7 @@ def test_the_image_probe_gets_the_recipes_library_environment_and_the_lab_is_sai
     assert plain["vllm_image_nccl_probe_env"] == {} and plain["preflight_fabric_topology"] == ""
     assert plain["verify_lab"] is False
 
+
 def test_glm52_declares_its_hybrid_model_source():
     out = recipe.inputs(load("glm52"), {}, {"collection_root": str(ROOT)})
     source = out["model_source"]

@@ -31,7 +31,8 @@ GLM_PUBLISHED = r"""
 --host 0.0.0.0 --no-enable-log-requests --max-cudagraph-capture-size 4
 --kv-cache-memory-bytes 1810000000 --kv-cache-dtype fp8 --attention-backend B12X_MLA_SPARSE
 --moe-backend flashinfer_cutlass
---speculative-config '{"model":"/models","method":"mtp","num_speculative_tokens":1,"moe_backend":"flashinfer_cutlass","draft_attention_backend":"B12X_MLA_SPARSE","draft_sample_method":"probabilistic"}'
+--speculative-config '{"model":"/models","method":"mtp","num_speculative_tokens":1,"moe_backend":"flashinfer_cutlass",""" \
+    r""""draft_attention_backend":"B12X_MLA_SPARSE","draft_sample_method":"probabilistic"}'
 """
 
 GLM_PUBLISHED_ENV = """
@@ -234,7 +235,7 @@ def test_serve_command_matches_the_published_one_or_says_why(recipe, published, 
 @pytest.mark.parametrize("name, tokens, cap", [("glm52_mtp1", 1, "4"), ("glm52", 3, "8"),
                                                ("glm52_mtp4", 4, "16")])
 def test_glm_speculative_config_keeps_the_published_method_and_tokens(name, tokens, cap):
-    _, ours = rendered(name)
+    dummy, ours = rendered(name)
     spec = json.loads(ours["--speculative-config"])
     published = json.loads(flags(GLM_PUBLISHED)["--speculative-config"])
     assert {"method": published["method"], "num_speculative_tokens": tokens} == spec
@@ -324,7 +325,7 @@ def test_site_s_default_plan_is_the_published_mimo_tp3_mtp2_plan():
 
 
 def test_mimo_padding_reaches_vllm_as_hf_overrides():
-    _, ours = rendered("mimo_v25")
+    dummy, ours = rendered("mimo_v25")
     overrides = json.loads(ours["--hf-overrides"])
     assert overrides["architectures"] == ["MiMoV2OmniForCausalLM"]
     assert overrides["virtual_heads"] == {"tensor_parallel_size": 3, "padding": {

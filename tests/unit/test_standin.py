@@ -50,7 +50,7 @@ def test_every_engine_argument_of_a_plan_comes_back():
 
 
 def test_the_parser_knows_exactly_the_plans_engine_arguments():
-    serve = [a for a in standin.parse_args(["serve", "/m"])[0].__dict__]
+    serve = list(standin.parse_args(["serve", "/m"])[0].__dict__)
     engine_names = {n for n, o in request.OPTIONS.items() if o.serve == request.SERVE}
     assert engine_names <= set(serve)
     assert not (set(request.OPTIONS) - engine_names) & set(serve)

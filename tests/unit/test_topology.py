@@ -187,10 +187,10 @@ def test_lab_faults_change_only_host_ports():
     mtu = lab.wiring(FOUR, "switch", faults=[{"kind": "mtu", "node": "spark3", "twin": 0}])
     ports = [p for p in mtu["ports"] if p["mtu"] != 9216]
     assert [(p["node"], p["netdev"], p["mtu"]) for p in ports] == [("spark3", "enp1s0f1np1",
-                                                                     1500)]
+                                                                    1500)]
     down = lab.wiring(RING3, "ring3", faults=[{"kind": "down", "node": "spark1", "port": "P1"}])
     assert sorted(p["netdev"] for p in down["ports"] if not p["up"]) == ["enP2p1s0f1np1",
-                                                                        "enp1s0f1np1"]
+                                                                         "enp1s0f1np1"]
 
 
 @pytest.mark.parametrize("args,variable", [

@@ -47,7 +47,7 @@ class Call(object):
 
     def describe(self):
         return "%s(%s)" % (self.name, snip(self.raw if self.args is None
-                                          else json.dumps(self.args, sort_keys=True), 60))
+                                           else json.dumps(self.args, sort_keys=True), 60))
 
 
 class Transcript(object):
@@ -256,7 +256,7 @@ def _compare_matcher(expected, actual, where):
         got = _json_type(actual)
         ok = got == expected["$type"] or (expected["$type"] == "number" and got == "integer")
         return ([] if ok else ["%s is %s (%s), want %s" % (where, _show(actual), got,
-                                                         expected["$type"])]), []
+                                                           expected["$type"])]), []
     if "$regex" in expected:
         pattern = expected["$regex"]
         if isinstance(actual, str):
@@ -400,7 +400,7 @@ def _one_call(scenario, t, words):
     right = [c for c in t.calls if c.name == tool]
     if not right:
         return FAIL, words["wrong"].format(called=_names(t.calls), tool=tool)
-    ((_, call, problems),) = match_calls([expected], right)
+    ((dummy, call, problems),) = match_calls([expected], right)
     if call is None:
         return PARTIAL, words["args"].format(tool=tool, problems="; ".join(problems[:2]))
     others = [c for c in t.calls if c.name != tool]
@@ -426,12 +426,12 @@ def check_parallel_calls(scenario, t):
     if not t.calls:
         return FAIL, _no_call(t)
     matched = match_calls(expected, t.calls)
-    made = [call for _, call, _ in matched if call is not None]
+    made = [call for dummy, call, dummy in matched if call is not None]
     if not made:
         return FAIL, "none of the %d expected calls: %s" % (len(expected), _first_problem(matched))
     if len(made) < len(expected):
         return PARTIAL, "%d of %d expected calls; missing %s" % (len(made), len(expected),
-                                                                  _first_problem(matched))
+                                                                 _first_problem(matched))
     messages = sorted({call.message for call in made})
     if len(messages) > 1:
         return PARTIAL, "all %d calls made, but one after another over %d turns, not in parallel" \
@@ -480,9 +480,9 @@ def check_multi_step(scenario, t):
     done, previous_end = 0, -1
     for step in sorted(set(steps)):
         group = [m for m, s in zip(matched, steps) if s == step]
-        if any(call is None for _, call, _ in group):
+        if any(call is None for dummy, call, dummy in group):
             break
-        messages = [call.message for _, call, _ in group]
+        messages = [call.message for dummy, call, dummy in group]
         if min(messages) <= previous_end:
             return PARTIAL, "step %d was called before the result of step %d was back" % (
                 step, step - 1)
@@ -526,7 +526,7 @@ def check_error_handling(scenario, t):
         return FAIL, "hid the tool's error: %s" % forbidden
     expected = scenario.expect["calls"]
     matched = match_calls(expected, t.calls)
-    made = sum(1 for _, call, _ in matched if call is not None)
+    made = sum(1 for dummy, call, dummy in matched if call is not None)
     answer = _answer_problem(scenario, t)
     loop = _looping(t.calls)
     if made == len(expected) and not answer:
@@ -547,12 +547,12 @@ def check_long_context(scenario, t):
     answer = _answer_problem(scenario, t) if scenario.expect.get("answer") else None
     if expected:
         matched = match_calls(expected, t.calls)
-        made = sum(1 for _, call, _ in matched if call is not None)
+        made = sum(1 for dummy, call, dummy in matched if call is not None)
         if made == len(expected):
             if answer:
                 return PARTIAL, "recalled the fact into the call, but %s" % answer
             return PASS, "recalled the fact into %s" % ", ".join(
-                call.describe() for _, call, _ in matched)
+                call.describe() for dummy, call, dummy in matched)
         if not t.calls:
             if scenario.expect.get("answer") and not answer:
                 return PARTIAL, "recalled the fact in the answer but made no call"
@@ -570,7 +570,7 @@ def check_long_context(scenario, t):
         return PASS, "recalled: %s" % snip(final, 60)
     if len(missing) < len(patterns):
         return PARTIAL, "recalled part of it; lacks /%s/: %s" % ("/, /".join(missing),
-                                                                  snip(final, 60))
+                                                                 snip(final, 60))
     return FAIL, "did not recall it: %s" % snip(final, 60)
 
 
@@ -633,7 +633,7 @@ def check_follow_up(scenario, t):
         wanted = [call for call in expected if call["turn"] == turn]
         made = [call for call in t.calls if call.turn == turn]
         matched = match_calls(wanted, made)
-        if any(call is None for _, call, _ in matched):
+        if any(call is None for dummy, call, dummy in matched):
             if done == 0:
                 return FAIL, "user turn %d: %s" % (turn, _first_problem(matched) if made
                                                    else _no_call(t) if not t.calls

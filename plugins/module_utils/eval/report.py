@@ -72,13 +72,13 @@ def stars_and_rating(deployability):
 
 
 def _answered(outcomes):
-    return [reply for _, replies in outcomes for reply in replies if not reply.error]
+    return [reply for dummy, replies in outcomes for reply in replies if not reply.error]
 
 
 def aggregate(outcomes):
     """The ``aggregate`` block of a run: outcomes are [(record, replies)]."""
-    records = [record for record, _ in outcomes]
-    replies = [reply for _, rs in outcomes for reply in rs]
+    records = [record for record, dummy in outcomes]
+    replies = [reply for dummy, rs in outcomes for reply in rs]
     answered = _answered(outcomes)
     points = sum(r["points"] for r in records)
     max_points = POINTS[PASS] * len(records)
@@ -143,14 +143,14 @@ def meta(model, endpoint, utc, settings, scenario_set, label="", note="", lab=Fa
 
 def document(outcomes, run_meta):
     return {"meta": run_meta, "aggregate": aggregate(outcomes),
-            "scenarios": [record for record, _ in outcomes]}
+            "scenarios": [record for record, dummy in outcomes]}
 
 
 def level_row(level, outcomes, wall_s):
     """One row of the concurrency sweep (the published table's columns)."""
     summary = aggregate(outcomes)
     answered = _answered(outcomes)
-    records = [record for record, _ in outcomes]
+    records = [record for record, dummy in outcomes]
     return {
         "concurrency": level, "score": summary["deployability"],
         "passed": summary["passed"], "partial": summary["partial"], "failed": summary["failed"],
@@ -196,7 +196,7 @@ def table(doc, sweep=None, gate_result=None):
     lines.append("%-17s %4s %7s %4s %7s" % ("CATEGORY", "PASS", "PARTIAL", "FAIL", "QUALITY"))
     for name, c in a["categories"].items():
         lines.append("%-17s %4d %7d %4d %7.1f" % (name, c["passed"], c["partial"], c["failed"],
-                                                 c["quality"]))
+                                                  c["quality"]))
     lines.append("Quality %.1f | Responsiveness %.1f | Deployability %.1f | %s %s" % (
         a["quality"], a["responsiveness"], a["deployability"],
         u"\u2605" * a["stars"] + u"\u2606" * (5 - a["stars"]), a["rating"]))

@@ -171,7 +171,7 @@ _EVENTS = ["ray: heartbeat ok", "vllm: decode step ok", "nccl: channel {a} NET/I
 
 
 def _filler_line(kind, index, rand):
-    n = [next(rand) for _ in range(4)]
+    n = [next(rand) for dummy in range(4)]
     if kind == "log":
         event = _EVENTS[n[0] % len(_EVENTS)].format(a=n[1] % 8, b=n[2] % 2, t=40 + n[1] % 30,
                                                     p=60 + n[2] % 80)
@@ -282,7 +282,7 @@ def _check_calls(path, sid, category, calls, tools, library, followups):
     if len(calls) < low or (high is not None and len(calls) > high):
         want = ("exactly %d" % low) if low == high else ("at least %d" % low)
         _fail(path, sid, "expect.calls", "%s expects %s call(s), got %d" % (category, want,
-                                                                        len(calls)),
+                                                                            len(calls)),
               "list the calls a correct answer makes")
     stepped = [isinstance(call, dict) and "step" in call for call in calls]
     if any(stepped) and not all(stepped):

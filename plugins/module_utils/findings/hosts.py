@@ -288,7 +288,7 @@ def preflight(nodes, facts, settings):
         if _version(kernel) < _version(settings["min_kernel"]):
             failures.append("%s: kernel %s is older than preflight_min_kernel %s: update the OS "
                             "(DGX OS) or lower preflight_min_kernel" % (node, kernel,
-                                                                         settings["min_kernel"]))
+                                                                        settings["min_kernel"]))
         gpu = fact.get("gpu")
         if settings.get("require_gpu", True):
             if not gpu:

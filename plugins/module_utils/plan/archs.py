@@ -82,7 +82,7 @@ FIXED_MTP_ARCHS = {
 }
 MTP_SOURCE = "vllm/config/speculative.py SpeculativeConfig.hf_config_override"
 # Every config field an MTP layer count is read from (checked as integers before use).
-MTP_COUNT_FIELDS = tuple(sorted(set(field for field, _ in list(_MTP_BY_MODEL_TYPE.values()) +
+MTP_COUNT_FIELDS = tuple(sorted(set(field for field, dummy in list(_MTP_BY_MODEL_TYPE.values()) +
                                     list(_MTP_BY_ARCHITECTURE.values())) |
                                 {"num_nextn_predict_layers"}))
 

@@ -64,7 +64,7 @@ class CaptureSizes(object):
         self.sizes = []              # effective, after stage 2
         self.max_size = 0
         self.decode_full_sizes = []  # token sizes of FULL uniform-decode graphs (target)
-        self.draft_decode_sizes = [] # FULL decode graphs of the MTP draft (MRV2)
+        self.draft_decode_sizes = []  # FULL decode graphs of the MTP draft (MRV2)
         self.truncated = None        # (requested cap, truncated cap)
         self.inconsistent = None     # (explicit cap, max of the explicit list)
         self.dropped = []            # explicit sizes above max_num_batched_tokens

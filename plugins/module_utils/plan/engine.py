@@ -33,7 +33,7 @@ class Context(object):
         self.dcp = req.decode_context_parallel_size
         self.gpus_per_node = req.gpus_per_node
         self.nodes = req.nodes if req.nodes is not None else -(-self.tp * self.pp //
-                                                                self.gpus_per_node)
+                                                               self.gpus_per_node)
         self.gpus = self.nodes * self.gpus_per_node
         self.uses_mtp = req.uses_mtp
         self.n_spec = req.num_speculative_tokens

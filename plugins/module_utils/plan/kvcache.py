@@ -149,7 +149,7 @@ def _stage_layers(model, pp, mtp_layers):
     """Layer counts per kind on each pipeline stage (the MTP layers sit last); each kind's
     layers add up to the model's over the stages."""
     parts = pp_partition(model.num_layers, pp)
-    stages = [{} for _ in parts]
+    stages = [{} for dummy in parts]
     if model.use_mla:
         kinds = [("mla", model.num_layers)]
         if model.indexer:
@@ -226,8 +226,8 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
                     out["unknown_dtype"] = True
                     return out
                 stage_specs.append((entry["layer_type"], count, per, entry["sliding_window"]))
-        full = sum(c * b for _, c, b, w in stage_specs if not w)
-        if stage_specs and (worst is None or full > sum(c * b for _, c, b, w in worst if not w)):
+        full = sum(c * b for dummy, c, b, w in stage_specs if not w)
+        if stage_specs and (worst is None or full > sum(c * b for dummy, c, b, w in worst if not w)):
             worst = stage_specs
     if not worst:
         # More pipeline stages than layers (rule pp_layers): no stage to size.
@@ -249,7 +249,7 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
         out["pad_bytes_per_token"] = int(round(pad_bytes))
         out["pad_fraction"] = round(pad_bytes / total, 4) if total else None
 
-    full_per_token = sum(c * b for _, c, b, w in specs if not w)
+    full_per_token = sum(c * b for dummy, c, b, w in specs if not w)
     out["bytes_per_token"] = full_per_token
     swa_per_request = 0
     for kind, count, per, window in specs:
@@ -289,11 +289,11 @@ def estimate(model, dims, tp, pp, dcp, kv_cache_dtype, block_size, max_model_len
 
 def _groups(specs, block_size, dcp, max_model_len, window_extra):
     """vLLM's KV-cache groups for the layer specs of one rank."""
-    windows = set(w for _, _, _, w in specs)
+    windows = set(w for dummy, dummy, dummy, w in specs)
     if len(windows) == 1:
         # One group (uniform spec or UniformTypeKVCacheSpecs: same token slots per layer).
         window = specs[0][3]
-        per_token = sum(c * b for _, c, b, _ in specs)
+        per_token = sum(c * b for dummy, c, b, dummy in specs)
         page = block_size * per_token
         blocks = _blocks_per_request(window, block_size, dcp, max_model_len, window_extra)
         return [{"kinds": [s[0] for s in specs], "layers": sum(s[1] for s in specs),
@@ -301,9 +301,9 @@ def _groups(specs, block_size, dcp, max_model_len, window_extra):
                  "bytes_per_block": page, "blocks_per_request": blocks,
                  "bytes_one_request": blocks * page}]
     # Hybrid: unify page sizes by scaling block sizes, then equal-size groups.
-    pages = dict((kind, per * block_size) for kind, _, per, _ in specs)
+    pages = dict((kind, per * block_size) for kind, dummy, per, dummy in specs)
     top = max(pages.values())
-    counts = [c for _, c, _, _ in specs]
+    counts = [c for dummy, c, dummy, dummy in specs]
     group_size = min(counts)
     if max(counts) < group_size * 1.5:
         group_size = max(counts)

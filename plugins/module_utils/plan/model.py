@@ -656,7 +656,7 @@ def read_draft(spec):
         return None
     path = spec["model"]
     try:
-        _, raw = load_config(path)
+        dummy, raw = load_config(path)
     except ModelConfigError as exc:
         return {"path": path, "architecture": None, "error": exc.problem}
     data = _text_config(raw)

@@ -104,7 +104,7 @@ def _pad_heads_group(types, tp):
     for ratio in ratios:
         step = lcm(step, ratio)
     candidate = round_up(q, step)
-    for _ in range(64):
+    for dummy in range(64):
         if all(gqa_ok(candidate // r, tp) for r in ratios):
             return candidate
         candidate += step

@@ -57,7 +57,7 @@ def render(result, title=None):
                     item["kv_per_rank"], by("heads"))
                 if "sink_len_per_rank" in item:
                     text += ", sink vector %d per rank%s" % (item["sink_len_per_rank"],
-                                                            by("sinks"))
+                                                             by("sinks"))
                 lines.append(text)
             else:
                 lines.append("  %s heads: %d -> %d%s" % (
@@ -106,7 +106,7 @@ def render(result, title=None):
         lines.append("cuda graphs: off (enforce_eager)")
     else:
         text = "cuda graphs (runner %s): capture %s" % (cg["model_runner"],
-                                                      _short(cg["sizes"]) or "none")
+                                                        _short(cg["sizes"]) or "none")
         if cg["truncated"]:
             text += "; cap %d truncated to %d" % tuple(cg["truncated"])
         if cg["rounded_to"]:
@@ -114,7 +114,7 @@ def render(result, title=None):
                                                               _short(cg["config_sizes"]))
         lines.append(text)
         lines.append("  full decode graphs at %s tokens" % (_short(cg["decode_full_sizes"])
-                                                           or "none"))
+                                                            or "none"))
 
     kv = result["kv_cache"] or {}
     if kv.get("bytes_per_token") is not None:

@@ -102,7 +102,7 @@ class Option(object):
         """The bounds as the module documentation states them ("between 1 and 512")."""
         if self.minimum is None:
             return None
-        return "between %d and %d" % (self.minimum, self.maximum)
+        return "between %s and %s" % (self.minimum, self.maximum)
 
     def ansible(self):
         """This option's entry of an Ansible argument spec."""

@@ -92,7 +92,7 @@ def _world_size(ctx):
         yield _error(
             "tensor_parallel_size %d x pipeline_parallel_size %d needs %d GPUs, but nodes %d x "
             "gpus_per_node %d gives %d" % (ctx.tp, ctx.pp, need, ctx.nodes, ctx.gpus_per_node,
-                                             have),
+                                           have),
             "lower tensor_parallel_size or pipeline_parallel_size so that their product is at "
             "most %d, or add Sparks (nodes)" % have)
     elif need < have:
@@ -144,7 +144,7 @@ def _mp_nodes(ctx):
       "vllm/model_executor/layers/linear.py QKVParallelLinear (divide)")
 def _attention_heads(ctx):
     hint = ("set virtual_heads: true (pads the heads; needs the virtual-heads patch), or use a "
-            "tensor_parallel_size that divides %d" )
+            "tensor_parallel_size that divides %d")
     if ctx.model.use_mla:
         q = ctx.dims.mla_q_heads[1]
         if q % ctx.tp:
@@ -330,7 +330,7 @@ def _padding_patches(ctx):
         if patch == "moe-zero-fill":
             why = _PADDING_REASON[patch] % dims.moe
         elif patch == "sink-padding":
-            q_orig, q_eff = next((e["q_heads"] for e in dims.attention if e["sinks"]))
+            q_orig, q_eff = [e["q_heads"] for e in dims.attention if e["sinks"]][0]
             why = _PADDING_REASON[patch] % (q_orig, q_orig, ctx.tp, q_orig // ctx.tp,
                                             q_eff // ctx.tp)
         else:
@@ -609,7 +609,7 @@ def _pp_mtp(ctx):
         yield _error(
             "pipeline_parallel_size %d with MTP on build %s: this build cannot start (or "
             "corrupts output) with an MTP draft under pipeline parallelism" % (ctx.pp,
-                                                                              ctx.build.name),
+                                                                               ctx.build.name),
             "set pipeline_parallel_size: 1 (use TP across the nodes), or drop MTP, or use a "
             "build with pp_with_mtp (upstream vLLM 0.33, Model Runner V2)")
     elif ctx.pp > 1 and ctx.uses_mtp:
@@ -971,7 +971,7 @@ def _memory_fit(ctx):
             "kv_cache_memory_bytes %d (%s) does not fit beside %s of weights and %s runtime "
             "overhead per rank: at most %s is left on a Spark (it would need "
             "gpu_memory_utilization %.3f)" % (kv, _gib(kv), _gib(weights), _gib(overhead),
-                                               _gib(mem["kv_budget_max"]), mem["gmu_for_kv"]),
+                                              _gib(mem["kv_budget_max"]), mem["gmu_for_kv"]),
             "lower kv_cache_memory_bytes to at most %d, or add Sparks (more "
             "tensor_parallel_size shrinks the weights per rank)" % mem["kv_budget_max"])
 

@@ -70,7 +70,7 @@ def test_engine_agrees_with_vllm(arch):
     for plan in PLANS:
         if differential.architecture(plan) != arch:
             continue
-        diff, _ = differential.compare(plan, EXPECTED[plan["id"]])
+        diff, dummy = differential.compare(plan, EXPECTED[plan["id"]])
         if diff:
             mismatches.append((plan["id"], diff))
     assert not mismatches, "\n".join(json.dumps(m, default=str)[:600] for m in mismatches)
@@ -84,7 +84,7 @@ def test_compare_catches_a_flipped_config_verdict():
     plan = _first(lambda p, e: not e["accepted"])
     flipped = dict(EXPECTED[plan["id"]], accepted=True, runner={"verdict": "accepted"},
                    cudagraph_capture_sizes=[1])
-    diff, _ = differential.compare(plan, flipped)
+    diff, dummy = differential.compare(plan, flipped)
     assert diff and diff[0][0] == "verdict"
 
 
@@ -92,7 +92,7 @@ def test_compare_catches_a_flipped_runner_verdict():
     plan = _first(lambda p, e: e["accepted"] and e["runner"]["verdict"] == "rejected")
     flipped = dict(EXPECTED[plan["id"]])
     flipped["runner"] = dict(flipped["runner"], verdict="accepted")
-    diff, _ = differential.compare(plan, flipped)
+    diff, dummy = differential.compare(plan, flipped)
     assert diff and diff[0][0] == "runner verdict"
 
 
@@ -100,5 +100,5 @@ def test_compare_catches_a_different_capture_list():
     plan = _first(lambda p, e: e["accepted"] and len(e["cudagraph_capture_sizes"]) > 3)
     changed = dict(EXPECTED[plan["id"]])
     changed["cudagraph_capture_sizes"] = changed["cudagraph_capture_sizes"][:-1]
-    diff, _ = differential.compare(plan, changed)
+    diff, dummy = differential.compare(plan, changed)
     assert diff and diff[0][0] == "capture list"

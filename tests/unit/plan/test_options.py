@@ -178,7 +178,7 @@ def test_the_scan_finds_the_copies_it_is_meant_to_find(tmp_path):
     ]) + "\n"
     (tmp_path / "copy.py").write_text(code)
     found = _python_copies(tmp_path / "copy.py")
-    assert sorted(line for _, line, _ in found) == [1, 2, 3, 4]
+    assert sorted(line for dummy, line, dummy in found) == [1, 2, 3, 4]
     verify = {"vllm_plan": dict((n, "{{ item.plan.%s }}" % n) for n in names)}
     (tmp_path / "verify.yml").write_text(yaml.safe_dump([verify, {"list": names}]))
     assert len(_yaml_copies(tmp_path / "verify.yml")) == 2

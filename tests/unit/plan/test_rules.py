@@ -102,7 +102,7 @@ CASES = {
     "dense_mlp_tp": ("error",
                      ("gqa", {}, {"tensor_parallel_size": 4, "nodes": 4}),
                      ("gqa", {"intermediate_size": 14338}, {"tensor_parallel_size": 4,
-                                                           "nodes": 4})),
+                                                            "nodes": 4})),
     "virtual_heads_grouping": ("error",
                                ("mimo", {}, {"tensor_parallel_size": 3, "nodes": 3,
                                              "virtual_heads": True,
@@ -265,7 +265,7 @@ def test_every_rule_has_cases():
 
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_rule_fails(write_config, rule_id):
-    severity, _, failing = CASES[rule_id]
+    severity, dummy, failing = CASES[rule_id]
     result = _run(write_config, failing)
     assert rule_id in _rules_in(result, severity), result["violations"] + result["warnings"]
     finding = [f for f in result["violations"] + result["warnings"] if f["rule"] == rule_id][0]
@@ -276,7 +276,7 @@ def test_rule_fails(write_config, rule_id):
 
 @pytest.mark.parametrize("rule_id", sorted(CASES))
 def test_rule_passes(write_config, rule_id):
-    _, passing, _ = CASES[rule_id]
+    dummy, passing, dummy = CASES[rule_id]
     result = _run(write_config, passing)
     found = [f["rule"] for f in result["violations"] + result["warnings"]]
     assert rule_id not in found, result["violations"] + result["warnings"]

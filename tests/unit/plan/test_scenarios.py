@@ -45,9 +45,9 @@ def test_mimo_tp3_virtual_heads_padding():
     assert (full["q_per_rank"], full["kv_per_rank"]) == (32, 2)
     # SWA layers are padded too; the published mod ends with 4 KV heads per rank there.
     assert (swa["layer_type"], swa["q_heads"], swa["kv_heads"]) == ("sliding_window", [64, 96],
-                                                                  [8, 12])
+                                                                    [8, 12])
     assert swa["kv_per_rank"] == 4
-    assert swa["sink_len_per_rank"] == 32 and 64 // 3 == 21
+    assert swa["sink_len_per_rank"] == 32  # the 96 padded heads over 3 ranks, not 64 // 3 = 21
     assert pad["vocab"] == [152576, 152640]
     assert pad["moe_intermediate"] == [2048, 2304]
     assert pad["patches"] == ["virtual-heads", "moe-zero-fill", "sink-padding"]

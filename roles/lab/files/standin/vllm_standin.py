@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: dgxspark.cluster contributors
 # Apache License 2.0 (see LICENSE)
 """The lab's stand-in for ``vllm serve`` -- NOT vLLM, NOT a model.
@@ -315,7 +314,7 @@ def place_ranks(world, timeout):
     ray.init(address=address, log_to_driver=False, logging_level="ERROR")
     resources = ray.cluster_resources()
     log("Ray cluster at %s: %d node(s), %s GPU(s)" % (address, len(ray.nodes()),
-                                                     resources.get("GPU", 0)))
+                                                      resources.get("GPU", 0)))
     if resources.get("GPU", 0) < world:
         raise SystemExit("ValueError: The number of required GPUs exceeds the total number of "
                          "available GPUs in the placement group (need %d, have %s)."
