@@ -250,31 +250,45 @@ def wait_booted(module, node, paths, deadline):
 PROPAGATE_DIR = "/run/systemd/nspawn/propagate"
 
 
-def stop(module, node, paths, actions):
-    pid = nspawn_pid(paths)
-    if pid is not None:
-        actions.append("power off %s" % node["name"])
-        if not module.check_mode:
-            os.kill(pid, signal.SIGTERM)  # nspawn asks the node's systemd to power off
-            deadline = time.time() + module.params["timeout"]
-            while time.time() < deadline and nspawn_pid(paths) == pid:
-                time.sleep(0.3)
-            if nspawn_pid(paths) == pid:
-                os.kill(pid, signal.SIGKILL)
-                time.sleep(1)
-    if os.path.isdir(paths["merged"]) and is_mounted(paths["merged"]):
-        actions.append("umount %s" % paths["merged"])
-        if not module.check_mode:
-            rc, dummy, err = module.run_command(["umount", paths["merged"]])
-            if rc:
-                module.fail_json(msg="cannot unmount %s: %s" % (paths["merged"], err))
-    if os.path.exists(paths["pid"]) and not module.check_mode:
-        os.remove(paths["pid"])
-    # nspawn leaves its mount-propagation directory behind and refuses to start again while it
-    # exists when /run is not a tmpfs (a host without systemd): remove it once the node is down.
-    propagate = os.path.join(PROPAGATE_DIR, node["name"])
-    if os.path.isdir(propagate) and not module.check_mode:
-        shutil.rmtree(propagate, ignore_errors=True)
+def stop_all(module, nodes, paths, actions):
+    """Power every running node off at once (nspawn asks each node's systemd to power off),
+    wait for all of them within the timeout, kill what is left, then unmount the overlays.
+    One at a time, a 4-node lab spent minutes here: each node's shutdown waits for its engine's
+    container and Docker to stop."""
+    running = {}
+    for node in nodes:
+        pid = nspawn_pid(paths[node["name"]])
+        if pid is not None:
+            actions.append("power off %s" % node["name"])
+            running[node["name"]] = pid
+    if running and not module.check_mode:
+        for pid in running.values():
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + module.params["timeout"]
+        while time.time() < deadline and any(nspawn_pid(paths[name]) == pid
+                                             for name, pid in running.items()):
+            time.sleep(0.3)
+        left = [pid for name, pid in running.items() if nspawn_pid(paths[name]) == pid]
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        if left:
+            time.sleep(1)
+    for node in nodes:
+        where = paths[node["name"]]
+        if os.path.isdir(where["merged"]) and is_mounted(where["merged"]):
+            actions.append("umount %s" % where["merged"])
+            if not module.check_mode:
+                rc, dummy, err = module.run_command(["umount", where["merged"]])
+                if rc:
+                    module.fail_json(msg="cannot unmount %s: %s" % (where["merged"], err))
+        if os.path.exists(where["pid"]) and not module.check_mode:
+            os.remove(where["pid"])
+        # nspawn leaves its mount-propagation directory behind and refuses to start again while
+        # it exists when /run is not a tmpfs (a host without systemd): remove it once the node
+        # is down.
+        propagate = os.path.join(PROPAGATE_DIR, node["name"])
+        if os.path.isdir(propagate) and not module.check_mode:
+            shutil.rmtree(propagate, ignore_errors=True)
 
 
 def main():
@@ -307,8 +321,7 @@ def main():
     result = {}
     paths = dict((n["name"], node_paths(params["lab_dir"], n["name"])) for n in params["nodes"])
     if state in ("restarted", "stopped", "absent"):
-        for node in params["nodes"]:
-            stop(module, node, paths[node["name"]], actions)
+        stop_all(module, params["nodes"], paths, actions)
     if state == "absent":
         for node in params["nodes"]:
             if os.path.isdir(paths[node["name"]]["base"]):
