@@ -19,7 +19,7 @@ if [ "$(id -u)" = 0 ] && [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/nu
 fi
 
 echo "== pytest: unit, integration and lab tests"
-DGXSPARK_LAB_TESTS=1 pytest tests
+DGXSPARK_LAB_TESTS=1 pytest --durations=15 tests
 
 echo "== ruff (Python: pyflakes rules)"
 ruff check --select F,E9 plugins tests scripts
