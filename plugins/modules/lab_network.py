@@ -107,6 +107,12 @@ from ansible_collections.dgxspark.cluster.plugins.module_utils.topology import (
     HAS_NETADDR, NETADDR_IMPORT_ERROR, NETADDR_REASON)
 
 
+# What iproute2 prints when the link to delete is already gone: `ip link del` says "No such
+# device" (RTNETLINK), other subcommands "Cannot find device". A deleted namespace takes its
+# veth ends with it asynchronously, so the host end can vanish between listing and deleting.
+GONE_MESSAGES = ("Cannot find device", "No such device")
+
+
 class Host(object):
     def __init__(self, module):
         self.module = module
@@ -118,7 +124,7 @@ class Host(object):
             if self.module.check_mode:
                 return ""
         rc, out, err = self.module.run_command(args)
-        if rc != 0 and gone_ok and "Cannot find device" in err:
+        if rc != 0 and gone_ok and any(text in err for text in GONE_MESSAGES):
             return out  # a veth whose peer's namespace the kernel is still tearing down
         if rc != 0:
             self.module.fail_json(msg="%s failed: %s" % (" ".join(args), err.strip()),
