@@ -24,7 +24,9 @@ def ring3(tmp_path_factory):
     status, runner = play(tmp / "converge", "playbooks/fabric.yml", inventory=[LAB_INVENTORY])
     assert status == "successful", runner.stdout.read()[-3000:]
     yield tmp
-    play(tmp / "destroy", "playbooks/lab.yml", {"lab_state": "absent"})
+    # A teardown that failed would leave the next lab (molecule's) a half-removed one: say so.
+    status, runner = play(tmp / "destroy", "playbooks/lab.yml", {"lab_state": "absent"})
+    assert status == "successful", runner.stdout.read()[-3000:]
 
 
 def inject(tmp, name, faults):
