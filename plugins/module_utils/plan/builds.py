@@ -171,6 +171,9 @@ BUILD_PROFILES = {
         ),
         "vllm_version": "0.21.1rc1.dev85+gd87ee1893",
         "source": "tonyd2wild/MiMo-V2.5-Omni-3x-DGX-Spark-TP-3-MTP, recipe/ and mods/",
+        # Its mod pads moe_intermediate_size 2048 -> 2112 at TP3 and serves: 704 per rank, a
+        # multiple of 64 (four NVFP4 scale groups of 16), not of 128.
+        "moe_kernel_alignment": 64,
     },
 }
 

@@ -49,7 +49,8 @@ def test_mimo_tp3_virtual_heads_padding():
     assert swa["kv_per_rank"] == 4
     assert swa["sink_len_per_rank"] == 32  # the 96 padded heads over 3 ranks, not 64 // 3 = 21
     assert pad["vocab"] == [152576, 152640]
-    assert pad["moe_intermediate"] == [2048, 2304]
+    # as the published mod pads it (config/model.py: 2048 -> 2112, 704 per rank)
+    assert pad["moe_intermediate"] == [2048, 2112]
     assert pad["patches"] == ["virtual-heads", "moe-zero-fill", "sink-padding"]
     assert pad["served_by"] == {"heads": "virtual-heads", "vocab": "virtual-heads",
                                 "moe": "moe-zero-fill", "dense": "virtual-heads",
