@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Every test. Bootstraps .venv/, then runs two streams side by side, each stopping at its first
-# failing stage:
-#   lab    - the simulated lab, one lab at a time: the molecule scenarios, then the lab test
-#            that builds its own ring (tests/lab/test_fabric_faults.py);
-#   checks - everything else: the virtual-heads proof on the real engine (no lab node), the unit
-#            and integration tests, ruff, ansible-lint (production profile), ansible-test sanity
-#            and galaxy-importer on the built tarball.
-# Much of the lab's time is waiting (nodes booting, engines joining, stops), so on two cores
-# the streams together take little longer than the lab alone. Each stream's whole output is
-# kept in results/lab.log and results/checks.log; both are printed at the end, and a failing
-# stream's failures again after them, where a CI log's tail shows them.
+# Every test. Bootstraps .venv/, then runs three streams side by side, each stopping at its
+# first failing stage:
+#   lab     - the molecule scenarios on the real engine (cluster3, cluster4) and preflight, on
+#             the lab of the lab role's defaults (/var/lib/dgxspark-lab);
+#   lab2    - the Ray scenario (stand-in engine), the switch fabric and the lab test that
+#             injects fabric faults, on a second lab beside the first
+#             (molecule/_lab/second_lab.yml: its own lab_dir, prefix and management network);
+#   checks  - everything else: the virtual-heads proof on the real engine (no lab node), the
+#             unit and integration tests, ruff, ansible-lint (production profile),
+#             ansible-test sanity and galaxy-importer on the built tarball.
+# Much of a lab's time is waiting (nodes booting, engines joining, stops), so on two cores the
+# streams together take little longer than the longest alone. Each stream's whole output is
+# kept in results/<stream>.log; the checks are printed at the end with the labs' stage lines,
+# and a failing stream's failures after them, where a CI log's tail shows them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -31,22 +34,39 @@ mkdir -p results
 started=$(date +%s)
 stamp() { printf '%s +%ds' "$(date -u +%H:%M:%S)" $(( $(date +%s) - started )); }
 
-# Both streams use the lab's engine and tiny models (cached under /var/cache/dgxspark-lab):
-# build them once first, so the streams never build the same cache at the same time.
+# Every stream uses the lab's caches (under /var/cache/dgxspark-lab: the nodes' root file
+# system, the stand-in image, the engine, the tiny models): build them once first, so that no
+# two streams build the same cache at the same time.
 if [ "$(id -u)" = 0 ]; then
-  echo "== the lab's engine and tiny models (cached; minutes the first time) [$(stamp)]"
-  ansible-playbook playbooks/lab_engine.yml > results/lab-engine.log 2>&1 \
-    || { tail -n 60 results/lab-engine.log; echo "== building the lab's engine failed"; exit 2; }
+  echo "== the lab's caches (minutes the first time) [$(stamp)]"
+  ansible-playbook playbooks/lab_caches.yml > results/lab-caches.log 2>&1 \
+    || { tail -n 60 results/lab-caches.log; echo "== building the lab caches failed"; exit 2; }
 fi
 
+# Every scenario runs in exactly one lab stream (checked below, so a new one is not left out).
+LAB_SCENARIOS=(cluster3 cluster4 preflight)
+LAB2_SCENARIOS=(ray3 switch4)
+
+scenarios() {
+  local scenario
+  for scenario in "$@"; do
+    echo "== molecule: $scenario [$(stamp)]"
+    # (molecule 26 may log "CRITICAL 'molecule/default/molecule.yml' glob failed" while it
+    # looks for a default scenario; there is none on purpose.)
+    molecule test -s "$scenario"
+  done
+}
+
 lab_stream() {
-  echo "== molecule scenarios [$(stamp)]"
-  # (molecule 26 logs "CRITICAL 'molecule/default/molecule.yml' glob failed" once while it
-  # looks for a default scenario; there is none on purpose, and every scenario below runs.)
-  molecule test --all
+  scenarios "${LAB_SCENARIOS[@]}"
+  echo "== lab stream passed [$(stamp)]"
+}
+
+lab2_stream() {
+  scenarios "${LAB2_SCENARIOS[@]}"
   echo "== lab test: fabric faults on a 3-node ring [$(stamp)]"
   pytest --durations=5 tests/lab/test_fabric_faults.py
-  echo "== lab stream passed [$(stamp)]"
+  echo "== lab2 stream passed [$(stamp)]"
 }
 
 checks_stream() {
@@ -65,33 +85,45 @@ checks_stream() {
   echo "== checks stream passed [$(stamp)]"
 }
 
-echo "== two streams: lab (results/lab.log) and checks (results/checks.log) [$(stamp)]"
-(set -euo pipefail; lab_stream) > results/lab.log 2>&1 &
-lab=$!
-(set -euo pipefail; checks_stream) > results/checks.log 2>&1 &
-checks=$!
-lab_rc=0; checks_rc=0
-wait "$checks" || checks_rc=$?
-echo "== checks stream ended (exit $checks_rc) [$(stamp)]"
-wait "$lab" || lab_rc=$?
-echo "== lab stream ended (exit $lab_rc) [$(stamp)]"
+listed=$(printf '%s\n' "${LAB_SCENARIOS[@]}" "${LAB2_SCENARIOS[@]}" | sort)
+present=$(for file in molecule/*/molecule.yml; do basename "$(dirname "$file")"; done | sort)
+if [ "$listed" != "$present" ]; then
+  echo "== scripts/test.sh runs the scenarios [$(echo $listed)] but molecule/ has [$(echo $present)]:"
+  echo "   add the new scenario to LAB_SCENARIOS or LAB2_SCENARIOS"
+  exit 2
+fi
+
+echo "== three streams: lab, lab2 and checks (results/<stream>.log) [$(stamp)]"
+declare -A pids rcs
+for stream in lab lab2 checks; do
+  (set -euo pipefail; "${stream}_stream") > "results/$stream.log" 2>&1 &
+  pids[$stream]=$!
+done
+for stream in checks lab2 lab; do
+  rcs[$stream]=0
+  wait "${pids[$stream]}" || rcs[$stream]=$?
+  echo "== $stream stream ended (exit ${rcs[$stream]}) [$(stamp)]"
+done
 
 echo "================================ checks (results/checks.log)"
 cat results/checks.log
-echo "================================ lab (results/lab.log; molecule's task lines left out)"
-# the stage lines, molecule's actions and recaps, pytest's summary: the whole log is kept
-grep -E '^== |➜|actions=|^=+ .*(passed|failed|error)' results/lab.log || true
+for stream in lab lab2; do
+  echo "================================ $stream (results/$stream.log; molecule's task lines left out)"
+  grep -a -E '^== |➜|actions=|^=+ .*(passed|failed|error)' "results/$stream.log" || true
+done
 
 status=0
-if [ "$checks_rc" != 0 ]; then
-  echo "== the checks stream failed (exit $checks_rc); its last lines:"
+if [ "${rcs[checks]}" != 0 ]; then
+  echo "== the checks stream failed (exit ${rcs[checks]}); its last lines:"
   tail -n 80 results/checks.log
   status=2
 fi
-if [ "$lab_rc" != 0 ]; then
-  echo "== the lab stream failed (exit $lab_rc); the failing tasks (from results/lab.log):"
-  grep -n -E -A12 '^(fatal|failed): |FAILED!|^ERROR|UNREACHABLE!|^E  ' results/lab.log | tail -150
-  status=2
-fi
+for stream in lab lab2; do
+  if [ "${rcs[$stream]}" != 0 ]; then
+    echo "== the $stream stream failed (exit ${rcs[$stream]}); the failing tasks (from results/$stream.log):"
+    grep -a -n -E -A12 '^(fatal|failed): |FAILED!|^ERROR|UNREACHABLE!|^E  ' "results/$stream.log" | tail -150
+    status=2
+  fi
+done
 [ "$status" = 0 ] && echo "== all tests passed [$(stamp)]"
 exit "$status"

@@ -41,6 +41,9 @@ options:
       - Nodes as dicts with C(name) (or C(node)), and to boot them C(netns) and C(address)
         (the management address in CIDR form), as M(dgxspark.cluster.lab_network) returns them
         in RV(dgxspark.cluster.lab_network#module:wiring.mgmt).
+      - A node's nspawn machine is named after its C(netns) when given (the lab's prefix and
+        the node's name, so two labs with other prefixes and lab directories can run side by
+        side), else after its name.
     type: list
     elements: dict
     required: true
@@ -112,6 +115,12 @@ def node_paths(lab_dir, name):
             "work": os.path.join(base, "work"), "merged": os.path.join(base, "merged"),
             "docker": os.path.join(base, "docker"),
             "pid": os.path.join(base, "nspawn.pid"), "log": os.path.join(base, "console.log")}
+
+
+def machine(node):
+    """nspawn's machine name (also its mount-propagation directory's): the node's namespace,
+    which carries the lab's prefix, so nodes of two labs never share one."""
+    return node.get("netns") or node["name"]
 
 
 def is_mounted(path):
@@ -213,7 +222,7 @@ def start(module, node, paths, actions):
     env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE="network")
     args = ["systemd-nspawn", "-D", os.path.realpath(paths["merged"]), "--boot",
             "--network-namespace-path=/run/netns/%s" % node["netns"], "--register=no",
-            "--keep-unit", "-M", node["name"], "--console=passive", "--capability=all",
+            "--keep-unit", "-M", machine(node), "--console=passive", "--capability=all",
             "--system-call-filter=@keyring @mount @system-service", "--bind=/sys/fs/cgroup",
             # Docker's storage on the host's file system, so the nodes' Docker can use overlay2
             # (an overlay cannot sit on the node's own overlay root; vfs copies every layer).
@@ -286,7 +295,7 @@ def stop_all(module, nodes, paths, actions):
         # nspawn leaves its mount-propagation directory behind and refuses to start again while
         # it exists when /run is not a tmpfs (a host without systemd): remove it once the node
         # is down.
-        propagate = os.path.join(PROPAGATE_DIR, node["name"])
+        propagate = os.path.join(PROPAGATE_DIR, machine(node))
         if os.path.isdir(propagate) and not module.check_mode:
             shutil.rmtree(propagate, ignore_errors=True)
 

@@ -5,10 +5,14 @@ import os
 
 import ansible_runner
 import pytest
+import yaml
 
 from conftest import ROOT
 
-LAB_INVENTORY = "/var/lib/dgxspark-lab/inventory.yml"
+# The second lab's settings (make test runs it beside the first): its own lab_dir, prefix and
+# management network; its inventory is in its lab_dir.
+SECOND_LAB = yaml.safe_load((ROOT / "molecule/_lab/second_lab.yml").read_text())
+SECOND_LAB_INVENTORY = SECOND_LAB["lab_dir"] + "/inventory.yml"
 
 
 def needs_root():

@@ -1,6 +1,7 @@
 """The fabric verification fails for the right reason on faults the lab injects.
 
-Builds a 3-node ring lab, converges the fabric, then rewires the host side (a swapped
+Builds a 3-node ring lab (the second lab, molecule/_lab/second_lab.yml, so that it runs beside
+the molecule scenarios' lab), converges the fabric, then rewires the host side (a swapped
 cable at spark2, a 1500-byte hop, a link without carrier, all at once on cables that share no
 port) and checks that the fabric role fails naming each fault where it is and no fault
 elsewhere, and passes again once the faults are removed.
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab_helpers import LAB_INVENTORY, failure_messages, needs_root, play
+from lab_helpers import SECOND_LAB, SECOND_LAB_INVENTORY, failure_messages, needs_root, play
+
+LAB = dict(SECOND_LAB, lab_topology="ring3")
 
 pytestmark = pytest.mark.lab
 
@@ -18,26 +21,26 @@ pytestmark = pytest.mark.lab
 def ring3(tmp_path_factory):
     needs_root()
     tmp = tmp_path_factory.mktemp("ring3")
-    status, runner = play(tmp / "create", "playbooks/lab.yml",
-                          {"lab_topology": "ring3", "lab_inventory_path": LAB_INVENTORY})
+    status, runner = play(tmp / "create", "playbooks/lab.yml", LAB)
     assert status == "successful", runner.stdout.read()[-3000:]
-    status, runner = play(tmp / "converge", "playbooks/fabric.yml", inventory=[LAB_INVENTORY])
+    status, runner = play(tmp / "converge", "playbooks/fabric.yml",
+                          inventory=[SECOND_LAB_INVENTORY])
     assert status == "successful", runner.stdout.read()[-3000:]
     yield tmp
     # A teardown that failed would leave the next lab (molecule's) a half-removed one: say so.
-    status, runner = play(tmp / "destroy", "playbooks/lab.yml", {"lab_state": "absent"})
+    status, runner = play(tmp / "destroy", "playbooks/lab.yml", dict(LAB, lab_state="absent"))
     assert status == "successful", runner.stdout.read()[-3000:]
 
 
 def inject(tmp, name, faults):
     status, runner = play(tmp / ("lab-" + name), "playbooks/lab.yml",
-                          {"lab_topology": "ring3", "lab_faults": faults,
-                           "lab_inventory_path": LAB_INVENTORY})
+                          dict(LAB, lab_faults=faults))
     assert status == "successful", runner.stdout.read()[-3000:]
 
 
 def verify(tmp, name):
-    return play(tmp / ("fabric-" + name), "playbooks/fabric.yml", inventory=[LAB_INVENTORY])
+    return play(tmp / ("fabric-" + name), "playbooks/fabric.yml",
+                inventory=[SECOND_LAB_INVENTORY])
 
 
 # Three faults at once, on cables that do not share a port, so one verification must name

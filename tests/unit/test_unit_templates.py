@@ -41,8 +41,8 @@ def stops(unit):
     ("dgxspark-vllm.service.j2", "mp"), ("dgxspark-vllm.service.j2", "ray"),
     ("dgxspark-ray-head.service.j2", "ray"), ("dgxspark-ray-worker.service.j2", "ray")])
 @pytest.mark.parametrize("timeout", [DEFAULTS["vllm_cluster_stop_timeout"], 10])
-def test_every_stop_waits_the_configured_time_and_systemd_waits_longer(template, executor,
-                                                                        timeout):
+def test_every_stop_waits_the_configured_time_and_systemd_waits_longer(
+        template, executor, timeout):
     unit = render(template, vllm_cluster_executor=executor, vllm_cluster_stop_timeout=timeout)
     assert stops(unit) == ([timeout], [timeout + 30]), unit
 
