@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Every test. Bootstraps .venv/, then runs three streams side by side, each stopping at its
 # first failing stage:
-#   lab     - the molecule scenarios on the real engine (cluster3, cluster4) and preflight, on
-#             the lab of the lab role's defaults (/var/lib/dgxspark-lab);
-#   lab2    - the Ray scenario (stand-in engine), the switch fabric and the lab test that
-#             injects fabric faults, on a second lab beside the first
-#             (molecule/_lab/second_lab.yml: its own lab_dir, prefix and management network);
+#   lab     - the longest scenario, cluster3 (site.yml, the real engine, the faults), on the lab
+#             of the lab role's defaults (/var/lib/dgxspark-lab);
+#   lab2    - the others (ray3, cluster4, switch4, preflight) and the lab test that injects
+#             fabric faults, on a second lab beside the first (molecule/_lab/second_lab.yml:
+#             its own lab_dir, prefix and management network);
 #   checks  - everything else: the virtual-heads proof on the real engine (no lab node), the
 #             unit and integration tests, ruff, ansible-lint (production profile),
 #             ansible-test sanity and galaxy-importer on the built tarball.
@@ -44,8 +44,8 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 # Every scenario runs in exactly one lab stream (checked below, so a new one is not left out).
-LAB_SCENARIOS=(cluster3 cluster4 preflight)
-LAB2_SCENARIOS=(ray3 switch4)
+LAB_SCENARIOS=(cluster3)
+LAB2_SCENARIOS=(ray3 cluster4 switch4 preflight)
 
 scenarios() {
   local scenario
