@@ -88,17 +88,19 @@ checks_stream() {
 listed=$(printf '%s\n' "${LAB_SCENARIOS[@]}" "${LAB2_SCENARIOS[@]}" | sort)
 present=$(for file in molecule/*/molecule.yml; do basename "$(dirname "$file")"; done | sort)
 if [ "$listed" != "$present" ]; then
-  echo "== scripts/test.sh runs the scenarios [$(echo $listed)] but molecule/ has [$(echo $present)]:"
+  echo "== scripts/test.sh runs the scenarios [${listed//$'\n'/ }] but molecule/ has [${present//$'\n'/ }]:"
   echo "   add the new scenario to LAB_SCENARIOS or LAB2_SCENARIOS"
   exit 2
 fi
 
 echo "== three streams: lab, lab2 and checks (results/<stream>.log) [$(stamp)]"
 declare -A pids rcs
-for stream in lab lab2 checks; do
-  (set -euo pipefail; "${stream}_stream") > "results/$stream.log" 2>&1 &
-  pids[$stream]=$!
-done
+(set -euo pipefail; lab_stream) > results/lab.log 2>&1 &
+pids[lab]=$!
+(set -euo pipefail; lab2_stream) > results/lab2.log 2>&1 &
+pids[lab2]=$!
+(set -euo pipefail; checks_stream) > results/checks.log 2>&1 &
+pids[checks]=$!
 for stream in checks lab2 lab; do
   rcs[$stream]=0
   wait "${pids[$stream]}" || rcs[$stream]=$?
