@@ -43,6 +43,15 @@ if [ "$(id -u)" = 0 ]; then
     || { tail -n 60 results/lab-caches.log; echo "== building the lab caches failed"; exit 2; }
 fi
 
+# Molecule runs on the collection installed in ~/.ansible/collections (its prerun installs the
+# checkout there before every run). Two runs at once would race on it: install it once here,
+# where molecule would (not into .collections/, which is this checkout), and let the runs skip
+# their prerun (.config/molecule/make-test.yml).
+echo "== this checkout installed for molecule (~/.ansible/collections) [$(stamp)]"
+ansible-galaxy collection install --force -p "$HOME/.ansible/collections" . \
+  > results/collection-install.log 2>&1 \
+  || { cat results/collection-install.log; echo "== installing the collection failed"; exit 2; }
+
 # Every scenario runs in exactly one lab stream (checked below, so a new one is not left out).
 LAB_SCENARIOS=(cluster3)
 LAB2_SCENARIOS=(ray3 cluster4 switch4 preflight)
@@ -53,7 +62,7 @@ scenarios() {
     echo "== molecule: $scenario [$(stamp)]"
     # (molecule 26 may log "CRITICAL 'molecule/default/molecule.yml' glob failed" while it
     # looks for a default scenario; there is none on purpose.)
-    molecule test -s "$scenario"
+    molecule -c .config/molecule/make-test.yml test -s "$scenario"
   done
 }
 
