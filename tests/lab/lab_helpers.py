@@ -17,7 +17,8 @@ SECOND_LAB_INVENTORY = SECOND_LAB["lab_dir"] + "/inventory.yml"
 
 def needs_root():
     """Lab tests build network namespaces and nspawn nodes: opt in with DGXSPARK_LAB_TESTS=1
-    (scripts/test.sh does), as root on Linux. Only one lab runs at a time on a machine."""
+    (scripts/test.sh does), as root on Linux. One lab per lab_dir: a test's lab beside
+    another needs its own lab_dir, prefix and management network (SECOND_LAB)."""
     if os.environ.get("DGXSPARK_LAB_TESTS") != "1":
         pytest.skip("set DGXSPARK_LAB_TESTS=1 to build the simulated lab (make test does)")
     if os.geteuid() != 0 or not os.path.exists("/proc/self/ns/net"):
