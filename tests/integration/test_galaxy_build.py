@@ -18,8 +18,9 @@ import yaml
 
 from conftest import ROOT
 
-# Left out of the tarball on purpose, although tracked: the checkout's own plumbing.
-NOT_SHIPPED = (".collections/", ".ci/")
+# Left out of the tarball on purpose, although tracked: the checkout's own plumbing (make
+# test's molecule base config included).
+NOT_SHIPPED = (".collections/", ".ci/", ".config/")
 
 # One concrete path for each kind of local state (besides the .gitignore and build_ignore
 # entries themselves): tool caches in the root and below, run outputs, the lab's inventory.
