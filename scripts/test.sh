@@ -108,7 +108,9 @@ declare -A pids rcs
 pids[lab]=$!
 (set -euo pipefail; lab2_stream) > results/lab2.log 2>&1 &
 pids[lab2]=$!
-(set -euo pipefail; checks_stream) > results/checks.log 2>&1 &
+# The labs wait with timeouts (engines joining, answering); the checks do not: on two cores
+# the checks yield the CPU to the labs (nice 10) and catch up while the labs wait.
+(set -euo pipefail; renice -n 10 -p "$BASHPID" >/dev/null; checks_stream) > results/checks.log 2>&1 &
 pids[checks]=$!
 for stream in checks lab2 lab; do
   rcs[$stream]=0
