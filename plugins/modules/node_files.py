@@ -12,7 +12,7 @@ version_added: "0.3.0"
 description:
   - Brings a list of paths to their wanted state in order, as a row of
     M(ansible.builtin.file), M(ansible.builtin.copy) and M(ansible.builtin.template) tasks
-    would, in one module call: directories with their mode, files with their content and mode
+    would, in one module call - directories with their mode, files with their content and mode
     (written to a temporary file in the same directory, then renamed over the old one), and
     paths that must be gone.
   - All or nothing as far as checks go - every path is compared, and every new content with
