@@ -163,25 +163,25 @@ def apply(entries, check_mode=False, run=None):
         have = current(entry["path"])
         plans.append((entry, have, decide(entry, have)))
     changed = [(entry, have, actions) for entry, have, actions in plans if actions]
-    planned_dirs = set(e["path"] for e, _, a in changed if e["state"] == "directory")
-    for entry, _, actions in changed:
+    planned_dirs = set(plan[0]["path"] for plan in changed if plan[0]["state"] == "directory")
+    for entry, dummy, actions in changed:
         parent = os.path.dirname(entry["path"])
         if ("create" in actions and not os.path.isdir(parent) and parent not in planned_dirs):
             raise EntryError("%s: its directory %s does not exist: list the directory before "
                              "it (state: directory)" % (entry["path"], parent))
     if not check_mode:
-        _validate([entry for entry, _, actions in changed
+        _validate([entry for entry, dummy, actions in changed
                    if entry["validate"] and ("create" in actions or "content" in actions)], run)
-        for entry, _, actions in changed:
+        for entry, dummy, actions in changed:
             _change(entry, actions)
-    results = [{"path": e["path"], "state": e["state"], "tag": e["tag"], "actions": a}
-               for e, _, a in plans]
+    results = [{"path": entry["path"], "state": entry["state"], "tag": entry["tag"],
+                "actions": actions} for entry, dummy, actions in plans]
     tags = []
-    for entry, _, _ in changed:
+    for entry, dummy, dummy_actions in changed:
         if entry["tag"] and entry["tag"] not in tags:
             tags.append(entry["tag"])
-    return {"files": results, "changed_paths": [e["path"] for e, _, _ in changed],
-            "changed_tags": tags, "diff": [diff_of(e, h) for e, h, _ in changed]}
+    return {"files": results, "changed_paths": [plan[0]["path"] for plan in changed],
+            "changed_tags": tags, "diff": [diff_of(entry, have) for entry, have, dummy in changed]}
 
 
 def _validate(entries, run):
