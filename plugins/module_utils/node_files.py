@@ -166,7 +166,8 @@ def apply(entries, check_mode=False, run=None):
     planned_dirs = set(plan[0]["path"] for plan in changed if plan[0]["state"] == "directory")
     for entry, dummy, actions in changed:
         parent = os.path.dirname(entry["path"])
-        if ("create" in actions and not os.path.isdir(parent) and parent not in planned_dirs):
+        if (entry["state"] == "file" and "create" in actions and not os.path.isdir(parent)
+                and parent not in planned_dirs):
             raise EntryError("%s: its directory %s does not exist: list the directory before "
                              "it (state: directory)" % (entry["path"], parent))
     if not check_mode:
@@ -211,7 +212,7 @@ def _change(entry, actions):
         os.unlink(path)
     elif entry["state"] == "directory":
         if "create" in actions:
-            os.mkdir(path)
+            _makedirs(path, entry["mode"])
         os.chmod(path, entry["mode"])
     elif "create" in actions or "content" in actions:
         handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path),
@@ -226,3 +227,14 @@ def _change(entry, actions):
                 os.unlink(temp)
     else:
         os.chmod(path, entry["mode"])
+
+
+def _makedirs(path, mode):
+    """``path`` and its missing parents, each with ``mode`` (as ansible.builtin.file does)."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory)
+        os.chmod(directory, mode)

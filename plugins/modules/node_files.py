@@ -54,8 +54,10 @@ options:
         required: true
       state:
         description:
-          - V(file) (content and mode), V(directory) (mode; created when missing, its parent
-            must exist) or V(absent) (a file or link removed; a directory is refused).
+          - V(file) (content and mode; its directory must exist or be listed before it),
+            V(directory) (mode; created with its missing parents, each with that mode, as
+            M(ansible.builtin.file) does) or V(absent) (a file or link removed; a directory is
+            refused).
         type: str
         choices: [file, directory, absent]
         default: file

@@ -144,3 +144,12 @@ def test_modes_parse_as_octal():
     assert nf.parse_mode(0o600, "e") == 0o600
     with pytest.raises(nf.EntryError):
         nf.parse_mode(True, "e")
+
+
+def test_a_directory_is_made_with_its_missing_parents_each_with_its_mode(tmp_path):
+    deep = tmp_path / "a/b/c"
+    files = nf.normalize([{"path": str(deep), "state": "directory", "mode": "0750"},
+                          {"path": str(deep / "f"), "content": "x"}])
+    assert nf.apply(files, run=never)["changed_paths"] == [str(deep), str(deep / "f")]
+    assert [mode_of(tmp_path / p) for p in ("a", "a/b", "a/b/c")] == [0o750] * 3
+    assert (deep / "f").read_text() == "x"
