@@ -150,11 +150,13 @@ def diff_of(entry, have):
 
 
 def apply(entries, check_mode=False, run=None):
-    """Bring the node to ``entries`` (from ``normalize``), in order, all or nothing as far as
-    checks go: every entry is compared first (a path of the wrong type raises EntryError), then
-    every new content with a ``validate`` command is checked in a scratch directory
-    (``run(command)`` returns (rc, stdout, stderr); a failure raises EntryError with its
-    output), and only then does anything change.
+    """Bring the node to ``entries`` (from ``normalize``), in order, all or nothing: every entry
+    is compared first (a path of the wrong type raises EntryError before anything changes);
+    then the entries that differ are changed in list order. A ``validate`` command checks a new
+    content in a scratch directory under the file's own name, once every entry listed before it
+    is in place (a unit can name the script written before it); ``run(command)`` returns
+    (rc, stdout, stderr). When a validation or a change fails, what this call already changed
+    is put back as it was and EntryError says why.
 
     Returns {"files": [{path, state, tag, actions}], "changed_paths": [...],
     "changed_tags": [...], "diff": [...]} (the diff lists changed entries only)."""
@@ -171,10 +173,18 @@ def apply(entries, check_mode=False, run=None):
             raise EntryError("%s: its directory %s does not exist: list the directory before "
                              "it (state: directory)" % (entry["path"], parent))
     if not check_mode:
-        _validate([entry for entry, dummy, actions in changed
-                   if entry["validate"] and ("create" in actions or "content" in actions)], run)
-        for entry, dummy, actions in changed:
-            _change(entry, actions)
+        undo = []
+        try:
+            for entry, have, actions in changed:
+                if entry["validate"] and ("create" in actions or "content" in actions):
+                    _validate(entry, run)
+                undo.append(_change(entry, have, actions))
+        except (EntryError, OSError) as error:
+            problems = _undo(undo)
+            message = str(error) if isinstance(error, EntryError) else "%s: %s" % (
+                getattr(error, "filename", None) or "node_files", error.strerror or error)
+            raise EntryError("%s; %s" % (message, "nothing was changed" if not problems else
+                                         "could not put back: " + "; ".join(problems)))
     results = [{"path": entry["path"], "state": entry["state"], "tag": entry["tag"],
                 "actions": actions} for entry, dummy, actions in plans]
     tags = []
@@ -185,52 +195,80 @@ def apply(entries, check_mode=False, run=None):
             "changed_tags": tags, "diff": [diff_of(entry, have) for entry, have, dummy in changed]}
 
 
-def _validate(entries, run):
-    """Each entry's new content checked by its validate command, in a scratch directory under
+def _validate(entry, run):
+    """The entry's new content checked by its validate command, in a scratch directory under
     the file's own name (a systemd unit is verified as what it will be)."""
-    for entry in entries:
-        scratch = tempfile.mkdtemp(prefix="dgxspark-node-files.")
-        try:
-            temp = os.path.join(scratch, os.path.basename(entry["path"]))
-            with open(temp, "wb") as out:
-                out.write(entry["content"].encode("utf-8"))
-            os.chmod(temp, entry["mode"])
-            rc, stdout, stderr = run(entry["validate"].replace("%s", temp))
-            if rc != 0:
-                raise EntryError("%s: validate (%s) failed with rc %d: %s; nothing was changed"
-                                 % (entry["path"], entry["validate"], rc,
-                                    (stderr or stdout or "").strip()))
-        finally:
-            for name in os.listdir(scratch):
-                os.unlink(os.path.join(scratch, name))
-            os.rmdir(scratch)
+    scratch = tempfile.mkdtemp(prefix="dgxspark-node-files.")
+    try:
+        temp = os.path.join(scratch, os.path.basename(entry["path"]))
+        with open(temp, "wb") as out:
+            out.write(entry["content"].encode("utf-8"))
+        os.chmod(temp, entry["mode"])
+        rc, stdout, stderr = run(entry["validate"].replace("%s", temp))
+        if rc != 0:
+            raise EntryError("%s: validate (%s) failed with rc %d: %s"
+                             % (entry["path"], entry["validate"], rc,
+                                (stderr or stdout or "").strip()))
+    finally:
+        for name in os.listdir(scratch):
+            os.unlink(os.path.join(scratch, name))
+        os.rmdir(scratch)
 
 
-def _change(entry, actions):
+def _change(entry, have, actions):
+    """Make one entry's change; returns how to put it back: (kind, path, old) for ``_undo``."""
     path = entry["path"]
     if "remove" in actions:
         os.unlink(path)
-    elif entry["state"] == "directory":
+        return ("restore", path, have)
+    if entry["state"] == "directory":
         if "create" in actions:
-            _makedirs(path, entry["mode"])
+            return ("rmdirs", path, _makedirs(path, entry["mode"]))
         os.chmod(path, entry["mode"])
-    elif "create" in actions or "content" in actions:
-        handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path),
-                                        dir=os.path.dirname(path))
+        return ("chmod", path, have["mode"])
+    if "create" in actions or "content" in actions:
+        _write(path, entry["content"].encode("utf-8"), entry["mode"])
+        return ("unlink", path, None) if "create" in actions else ("restore", path, have)
+    os.chmod(path, entry["mode"])
+    return ("chmod", path, have["mode"])
+
+
+def _write(path, data, mode):
+    """``data`` to ``path`` with ``mode``, atomically (a temporary file beside it, renamed)."""
+    handle, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path),
+                                    dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temp, mode)
+        os.rename(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def _undo(undo):
+    """Put back what ``_change`` did, last change first; returns what could not be put back."""
+    problems = []
+    for kind, path, old in reversed(undo):
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(entry["content"].encode("utf-8"))
-            os.chmod(temp, entry["mode"])
-            os.rename(temp, path)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
-    else:
-        os.chmod(path, entry["mode"])
+            if kind == "restore":
+                _write(path, old["content"], old["mode"])
+            elif kind == "unlink":
+                os.unlink(path)
+            elif kind == "chmod":
+                os.chmod(path, old)
+            else:
+                for directory in reversed(old):
+                    os.rmdir(directory)
+        except OSError as error:
+            problems.append("%s: %s" % (path, error.strerror or error))
+    return problems
 
 
 def _makedirs(path, mode):
-    """``path`` and its missing parents, each with ``mode`` (as ansible.builtin.file does)."""
+    """``path`` and its missing parents, each with ``mode`` (as ansible.builtin.file does);
+    returns the directories made, outermost first."""
     missing = []
     while not os.path.isdir(path):
         missing.append(path)
@@ -238,3 +276,4 @@ def _makedirs(path, mode):
     for directory in reversed(missing):
         os.mkdir(directory)
         os.chmod(directory, mode)
+    return list(reversed(missing))

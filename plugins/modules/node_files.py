@@ -15,8 +15,10 @@ description:
     would, in one module call - directories with their mode, files with their content and mode
     (written to a temporary file in the same directory, then renamed over the old one), and
     paths that must be gone.
-  - All or nothing as far as checks go - every path is compared, and every new content with
-    O(files[].validate) is checked in a scratch directory, before anything changes.
+  - All or nothing - every path is compared before anything changes; then the paths that differ
+    change in list order. A new content with O(files[].validate) is checked in a scratch
+    directory once every entry listed before it is in place (a unit can name a script listed
+    before it). When a check or a change fails, what the call had changed is put back.
   - Each path is compared with what the node has; only what differs changes. A re-run with
     nothing to change costs one round trip instead of one per file.
   - Entries carry an optional O(files[].tag); RV(changed_tags) lists the tags of the entries
@@ -69,8 +71,10 @@ options:
         type: str
       validate:
         description:
-          - A command run on the new content before it replaces the file; C(%s) is the
-            temporary file's path. A non-zero exit leaves the old file and fails the module.
+          - A command run on the new content before it replaces the file, once the entries
+            listed before it are in place; C(%s) is the path of a copy under the file's own
+            name in a scratch directory. A non-zero exit fails the module and puts back what
+            the call had changed.
         type: str
       tag:
         description: A group name reported in RV(changed_tags) when this entry changed.

@@ -90,7 +90,7 @@ def test_validate_checks_every_new_content_before_anything_changes(tmp_path):
         {"path": str(tmp_path / "b.service"), "content": "bad\n", "validate": "verify %s"}])
     with pytest.raises(nf.EntryError, match=r"b.service: validate .* rc 1: bad unit; nothing"):
         nf.apply(files, run=run)
-    assert list(tmp_path.iterdir()) == []  # a.service, valid, was not written either
+    assert list(tmp_path.iterdir()) == []  # a.service, valid and written, was taken back
     # the command saw the file under its own name, and the scratch directory is gone
     assert [os.path.basename(c.split()[-1]) for c in seen] == ["a.service", "b.service"]
     assert not any(os.path.exists(os.path.dirname(c.split()[-1])) for c in seen)
@@ -153,3 +153,59 @@ def test_a_directory_is_made_with_its_missing_parents_each_with_its_mode(tmp_pat
     assert nf.apply(files, run=never)["changed_paths"] == [str(deep), str(deep / "f")]
     assert [mode_of(tmp_path / p) for p in ("a", "a/b", "a/b/c")] == [0o750] * 3
     assert (deep / "f").read_text() == "x"
+
+
+def test_validate_sees_the_entries_listed_before_it_in_place(tmp_path):
+    # a unit whose verification needs the script it runs (systemd-analyze verify checks ExecStart)
+    script = tmp_path / "lib" / "hook"
+
+    def run(command):
+        return (0, "", "") if script.exists() else (1, "", "hook is not executable")
+
+    files = nf.normalize([
+        {"path": str(tmp_path / "lib"), "state": "directory"},
+        {"path": str(script), "content": "#!/bin/sh\n", "mode": "0755"},
+        {"path": str(tmp_path / "hook.service"), "content": "[Service]\n", "validate": "v %s"}])
+    assert len(nf.apply(files, run=run)["changed_paths"]) == 3
+
+
+def test_a_failed_validation_puts_back_everything_the_call_changed(tmp_path):
+    kept = tmp_path / "kept.conf"
+    kept.write_text("old\n")
+    kept.chmod(0o600)
+    gone = tmp_path / "gone.conf"
+    gone.write_text("still here\n")
+    moded = tmp_path / "moded.conf"
+    moded.write_text("same\n")
+    moded.chmod(0o600)
+    files = nf.normalize([
+        {"path": str(tmp_path / "new/deeper"), "state": "directory"},
+        {"path": str(tmp_path / "new/deeper/file"), "content": "x\n"},
+        {"path": str(kept), "content": "new\n", "mode": "0644"},
+        {"path": str(gone), "state": "absent"},
+        {"path": str(moded), "content": "same\n", "mode": "0640"},
+        {"path": str(tmp_path / "z.service"), "content": "bad\n", "validate": "v %s"}])
+    with pytest.raises(nf.EntryError, match=r"z.service: validate .* rc 1: no; nothing was changed"):
+        nf.apply(files, run=lambda command: (1, "", "no"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone.conf", "kept.conf", "moded.conf"]
+    assert kept.read_text() == "old\n" and mode_of(kept) == 0o600
+    assert gone.read_text() == "still here\n"
+    assert mode_of(moded) == 0o600
+
+
+def test_a_change_that_fails_midway_is_put_back_and_named(tmp_path, monkeypatch):
+    first = tmp_path / "first.conf"
+    second = tmp_path / "second.conf"
+    files = nf.normalize([{"path": str(first), "content": "a\n"},
+                          {"path": str(second), "content": "b\n"}])
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if dst == str(second):  # the disk fills up on the second file, say
+            raise OSError(28, "No space left on device", dst)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(nf.os, "rename", rename)
+    with pytest.raises(nf.EntryError, match=r"second.conf: No space left on device; nothing was"):
+        nf.apply(files, run=never)
+    assert list(tmp_path.iterdir()) == []  # first.conf taken back, no temporary file left
