@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.dgxspark.cluster.plugins.module_utils.fabric_check import live_state
+from ansible_collections.dgxspark.cluster.plugins.module_utils.fabric_check import (
+    live_state, sysctl_drift)
 from ansible_collections.dgxspark.cluster.plugins.plugin_utils.filters import named, need
 
 _IP_FIX = "pass the stdout of `ip -j addr show`"
@@ -37,6 +38,13 @@ def fabric_live_state(ip_addr_json, node_plan, mtu, mgmt_ips=None):
                       need("mgmt_ips", mgmt_ips or [], list, "pass a list of addresses"))
 
 
+@named("fabric_sysctl_drift")
+def fabric_sysctl_drift(sysctl_output, wanted):
+    fix = "pass the stdout of `sysctl KEY...` for the keys of the plan's sysctl"
+    return sysctl_drift(need("wanted", wanted, dict, "pass the node's plan (fabric_node.sysctl)"),
+                        need("_input", sysctl_output, str, fix))
+
+
 class FilterModule(object):
     def filters(self):
-        return {"fabric_live_state": fabric_live_state}
+        return {"fabric_live_state": fabric_live_state, "fabric_sysctl_drift": fabric_sysctl_drift}

@@ -235,3 +235,17 @@ def live_state(links, node_plan, mtu, mgmt_ips=()):
             wrong.append(iface["netdev"])
     return {"missing": missing, "mgmt_on_fabric": mgmt, "drift": bool(wrong or missing),
             "converged": not wrong and not missing, "wrong": wrong}
+
+
+def sysctl_drift(wanted, output):
+    """Which of a node's ``wanted`` kernel settings ({key: value}, the plan's ``sysctl``) the
+    node does not have, as "key=value" arguments for ``sysctl -w``, in the plan's order.
+    ``output`` is what ``sysctl KEY...`` printed ("key = value" per line); a key it does not
+    list counts as drift (setting it then fails loudly if the kernel has no such key)."""
+    live = {}
+    for line in (output or "").splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            live[key.strip()] = value.strip()
+    return ["%s=%s" % (key, value) for key, value in wanted.items()
+            if live.get(key) != str(value)]

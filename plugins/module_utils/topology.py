@@ -312,6 +312,7 @@ def plan(nodes, topology, subnet_pool="10.20.0.0/16", prefixlen=24, subnets=None
     _check_management(management, out_nodes, nets)
     for node, data in out_nodes.items():
         data["env"] = _env(topology, data, gid_index.get(node))
+        data["sysctl"] = _sysctl(data)
     links = []
     for node, data in out_nodes.items():
         for iface in data["interfaces"]:
@@ -323,6 +324,21 @@ def plan(nodes, topology, subnet_pool="10.20.0.0/16", prefixlen=24, subnets=None
                               "peer_port": peer["port"], "mtu": mtu})
     return {"topology": topology, "mtu": mtu, "nodes": out_nodes, "cables": out_cables,
             "links": links, "subnets": [str(n.cidr) for n in nets], "notes": NOTES}
+
+
+def _sysctl(data):
+    """The kernel settings a node's fabric needs, {key: value} in a fixed order: twins of one
+    port share a wire (and on a switch every fabric port shares one), so each interface answers
+    ARP only for its own address (arp_ignore 1) and announces it from itself (arp_announce 2);
+    a ring4 relay forwards on its twin-0 interfaces."""
+    names = [iface["netdev"] for iface in data["interfaces"]]
+    out = {}
+    for key, value in (("arp_ignore", "1"), ("arp_announce", "2")):
+        for name in names:
+            out["net.ipv4.conf.%s.%s" % (name, key)] = value
+    for name in data["forwarding"]:
+        out["net.ipv4.conf.%s.forwarding" % name] = "1"
+    return out
 
 
 def _control_plane(topology, nodes, out):

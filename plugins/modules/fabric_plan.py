@@ -99,7 +99,8 @@ EXAMPLES = r"""
 RETURN = r"""
 plan:
   description:
-    - C(nodes) (per node C(interfaces), C(identity), C(routes), C(forwarding), C(env)),
+    - C(nodes) (per node C(interfaces), C(identity), C(routes), C(forwarding), C(env),
+      C(sysctl) - the kernel settings it needs),
       C(cables), C(links) (every directed link), C(subnets) and C(notes) (the documented
       NCCL choices).
   returned: success

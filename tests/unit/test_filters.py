@@ -29,6 +29,8 @@ LINK = dict(PLAN["links"][0])
         [], PLAN["nodes"]["spark1"], "jumbo"), "mtu='jumbo'"),
     ("fabric_live_state", lambda: fabric.fabric_live_state([], {"interfaces": [{}]}, 9000),
      "node_plan.interfaces[0].netdev=None"),
+    ("fabric_sysctl_drift", lambda: fabric.fabric_sysctl_drift(None, {}), "_input=None"),
+    ("fabric_sysctl_drift", lambda: fabric.fabric_sysctl_drift("", ["a"]), "wanted=['a']"),
 ])
 def test_filter_errors_name_the_filter_the_argument_and_the_fix(name, call, argument):
     with pytest.raises(AnsibleFilterError) as err:
@@ -44,3 +46,15 @@ def test_the_checked_filters_still_work():
     assert meminfo.meminfo(None) == {}
     state = fabric.fabric_live_state("[]", PLAN["nodes"]["spark1"], "9000")
     assert state["drift"] and len(state["missing"]) == 4
+
+
+def test_sysctl_drift_lists_what_the_node_lacks_in_the_plans_order():
+    wanted = PLAN["nodes"]["spark1"]["sysctl"]
+    right = "".join("%s = %s\n" % kv for kv in wanted.items())
+    assert fabric.fabric_sysctl_drift(right, wanted) == []
+    keys = list(wanted)
+    # one value reset (netplan re-created the interface), one key not listed at all
+    live = right.replace("%s = 1" % keys[0], "%s = 0" % keys[0]).replace(
+        "%s = 2\n" % keys[-1], "")
+    assert fabric.fabric_sysctl_drift(live, wanted) == ["%s=1" % keys[0], "%s=2" % keys[-1]]
+    assert fabric.fabric_sysctl_drift("", wanted) == ["%s=%s" % kv for kv in wanted.items()]

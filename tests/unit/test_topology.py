@@ -66,6 +66,11 @@ def test_ring4_routes_opposite_nodes_symmetrically_through_one_relay():
     assert r13["through"] == r31["through"] == "spark2"
     assert plan["nodes"]["spark2"]["forwarding"] == ["enp1s0f0np0", "enp1s0f1np1"]
     assert plan["nodes"]["spark3"]["forwarding"] == []
+    # the relay's kernel settings: ARP per interface, then forwarding on its twin-0 interfaces
+    relay = plan["nodes"]["spark2"]["sysctl"]
+    assert [k for k in relay if k.endswith(".forwarding")] == [
+        "net.ipv4.conf.enp1s0f0np0.forwarding", "net.ipv4.conf.enp1s0f1np1.forwarding"]
+    assert not any(k.endswith(".forwarding") for k in plan["nodes"]["spark3"]["sysctl"])
 
 
 def test_switch_uses_one_port_and_shared_subnets():
@@ -73,6 +78,10 @@ def test_switch_uses_one_port_and_shared_subnets():
     assert plan["subnets"] == ["10.20.0.0/24", "10.20.1.0/24"]
     node = plan["nodes"]["spark4"]
     assert [i["netdev"] for i in node["interfaces"]] == ["enp1s0f1np1", "enP2p1s0f1np1"]
+    assert node["sysctl"] == {
+        "net.ipv4.conf.enp1s0f1np1.arp_ignore": "1", "net.ipv4.conf.enP2p1s0f1np1.arp_ignore": "1",
+        "net.ipv4.conf.enp1s0f1np1.arp_announce": "2",
+        "net.ipv4.conf.enP2p1s0f1np1.arp_announce": "2"}
     assert node["env"]["NCCL_IB_HCA"] == "rocep1s0f1,roceP2p1s0f1"
     assert node["env"]["VLLM_HOST_IP"] == "10.20.0.14" and node["routes"] == []
     assert len(node["interfaces"][0]["peers"]) == 3
