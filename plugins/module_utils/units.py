@@ -1,9 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: dgxspark.cluster contributors
 # Apache License 2.0 (see LICENSE)
-"""Which of a list of systemd units still need pruning, decided from one ``systemctl show``
-(the os_prune role): a re-run where every unit is already stopped and masked acts on none.
-Plain Python, standard library only."""
+"""What a list of systemd units needs, decided from one ``systemctl show``: which still need
+pruning (the os_prune role; a re-run where every unit is already stopped and masked acts on
+none), which must be stopped and which are down (the vllm_cluster role). Plain Python,
+standard library only."""
 from __future__ import annotations
 
 SHOW_PROPERTIES = ("Id", "LoadState", "UnitFileState", "ActiveState")
@@ -48,3 +49,19 @@ def units_to_prune(text, names):
     """The units of ``names`` that exist and are not yet masked and stopped, in order."""
     shown = parse_show(text, names)
     return [name for name in names if needs_prune(shown[name])]
+
+
+def units_to_stop(text, names, among):
+    """The units of ``among`` (a subset of ``names``, the units given to systemctl show) that
+    exist and still run or start at boot, in the order of ``among``: what stopping and
+    disabling them would change."""
+    shown = parse_show(text, names)
+    return [name for name in among if shown[name].get("LoadState") != "not-found" and (
+        shown[name].get("ActiveState") not in STOPPED
+        or shown[name].get("UnitFileState", "").startswith("enabled"))]
+
+
+def units_down(text, names, among):
+    """The units of ``among`` (a subset of ``names``) that are not active, in order."""
+    shown = parse_show(text, names)
+    return [name for name in among if shown[name].get("ActiveState") != "active"]

@@ -1,4 +1,5 @@
-"""Which units the os_prune role still has to stop and mask (module_utils/units.py)."""
+"""What a list of units needs, from one systemctl show (module_utils/units.py): what os_prune
+still has to stop and mask, what vllm_cluster must stop and which of its units are down."""
 from __future__ import annotations
 
 import pytest
@@ -69,3 +70,29 @@ def test_the_filter_names_a_wrong_input():
     assert units_filter.units_to_prune(SHOW, NAMES)[0] == "cups.service"
     with pytest.raises(Exception, match="dgxspark.cluster.units_to_prune: _input=None"):
         units_filter.units_to_prune(None, NAMES)
+
+
+def test_units_to_stop_are_those_of_the_subset_that_run_or_start_at_boot():
+    # cups runs and is enabled, ModemManager runs though masked; avahi (masked, stopped),
+    # snapd (missing) and rtkit (disabled, stopped) need nothing
+    assert units.units_to_stop(SHOW, NAMES, NAMES) == ["cups.service", "ModemManager.service"]
+    assert units.units_to_stop(SHOW, NAMES, ["rtkit-daemon.service", "cups.service"]) == [
+        "cups.service"]
+    enabled_only = SHOW.replace("ActiveState=active", "ActiveState=inactive", 1)
+    assert units.units_to_stop(enabled_only, NAMES, ["cups.service"]) == ["cups.service"]
+    assert units.units_to_stop(SHOW, NAMES, []) == []
+
+
+def test_units_down_are_those_of_the_subset_not_active():
+    assert units.units_down(SHOW, NAMES, ["cups.service", "ModemManager.service"]) == []
+    assert units.units_down(SHOW, NAMES, ["snapd.service", "cups.service", "avahi-daemon.service"]) \
+        == ["snapd.service", "avahi-daemon.service"]
+
+
+def test_the_subset_filters_refuse_a_unit_that_was_not_asked_for():
+    assert units_filter.units_down(SHOW, NAMES, ["snapd.service"]) == ["snapd.service"]
+    with pytest.raises(Exception, match=r"dgxspark.cluster.units_to_stop: among=\['x.service'\]: "
+                                        r"x.service not given"):
+        units_filter.units_to_stop(SHOW, NAMES, ["x.service"])
+    with pytest.raises(Exception, match="dgxspark.cluster.units_down: names=None"):
+        units_filter.units_down(SHOW, None, [])
