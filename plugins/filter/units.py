@@ -39,7 +39,12 @@ def units_down(text, names, among):
     return units.units_down(*_checked(text, names, among))
 
 
+@named("units_to_start")
+def units_to_start(text, names, among):
+    return units.units_to_start(*_checked(text, names, among))
+
+
 class FilterModule(object):
     def filters(self):
         return {"units_to_prune": units_to_prune, "units_to_stop": units_to_stop,
-                "units_down": units_down}
+                "units_down": units_down, "units_to_start": units_to_start}

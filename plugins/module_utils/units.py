@@ -3,7 +3,8 @@
 # Apache License 2.0 (see LICENSE)
 """What a list of systemd units needs, decided from one ``systemctl show``: which still need
 pruning (the os_prune role; a re-run where every unit is already stopped and masked acts on
-none), which must be stopped and which are down (the vllm_cluster role). Plain Python,
+none), which must be stopped and which are down (the vllm_cluster role), which must be started
+(the memory_guard role). Plain Python,
 standard library only."""
 from __future__ import annotations
 
@@ -65,3 +66,11 @@ def units_down(text, names, among):
     """The units of ``among`` (a subset of ``names``) that are not active, in order."""
     shown = parse_show(text, names)
     return [name for name in among if shown[name].get("ActiveState") != "active"]
+
+
+def units_to_start(text, names, among):
+    """The units of ``among`` (a subset of ``names``) that are not both active and enabled, in
+    order: what starting and enabling them would change."""
+    shown = parse_show(text, names)
+    return [name for name in among if shown[name].get("ActiveState") != "active"
+            or shown[name].get("UnitFileState") != "enabled"]

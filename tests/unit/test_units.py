@@ -96,3 +96,13 @@ def test_the_subset_filters_refuse_a_unit_that_was_not_asked_for():
         units_filter.units_to_stop(SHOW, NAMES, ["x.service"])
     with pytest.raises(Exception, match="dgxspark.cluster.units_down: names=None"):
         units_filter.units_down(SHOW, None, [])
+
+
+def test_units_to_start_are_those_of_the_subset_not_both_active_and_enabled():
+    # cups is active and enabled; ModemManager runs masked; rtkit is disabled and stopped
+    assert units.units_to_start(SHOW, NAMES, ["cups.service"]) == []
+    assert units.units_to_start(SHOW, NAMES, ["rtkit-daemon.service", "ModemManager.service",
+                                              "cups.service"]) == [
+        "rtkit-daemon.service", "ModemManager.service"]
+    stopped = SHOW.replace("ActiveState=active", "ActiveState=failed", 1)
+    assert units_filter.units_to_start(stopped, NAMES, ["cups.service"]) == ["cups.service"]
