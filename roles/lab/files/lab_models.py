@@ -30,9 +30,16 @@ MODEL_DIR with the MTP layer's tensors taken out of the shards and an index of t
 MTP_OUT gets one shard with only the MTP layer's tensors, its index and config.json. The
 model role assembles them back (hard links, merged index) and distributes the result
 (split_hybrid; runs on the lab host with the collection's checkpoint reader, no torch).
+
+    python3 lab_models.py sync SRC_DIR NODES_DIR MODELS_DIR NODE,... MODEL,...
+
+gives every node every model: SRC_DIR/<model>/ to NODES_DIR/<node>/merged<MODELS_DIR>/<model>/,
+copying only the files whose size or modification time differ (a re-run copies nothing);
+prints the files it wrote as JSON (sync_models; runs on the lab host, standard library only).
 """
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -322,7 +329,47 @@ def split_hybrid(model_dir, base_out, mtp_out, collection_root):
     return {"prefixes": list(prefixes), "base_tensors": len(base_map), "mtp_tensors": len(mtp_map)}
 
 
+def sync_tree(src, dest):
+    """Every file under ``src`` to the same place under ``dest`` where the size or the
+    modification time (whole seconds) differs, with its mode and times (shutil.copy2); nothing
+    is removed. Returns the files written."""
+    written = []
+    for root, dummy, files in os.walk(src):
+        target = os.path.normpath(os.path.join(dest, os.path.relpath(root, src)))
+        os.makedirs(target, exist_ok=True)
+        for name in sorted(files):
+            source, copy = os.path.join(root, name), os.path.join(target, name)
+            have = os.stat(source)
+            try:
+                there = os.stat(copy)
+            except FileNotFoundError:
+                there = None
+            if there is None or there.st_size != have.st_size \
+                    or int(there.st_mtime) != int(have.st_mtime):
+                shutil.copy2(source, copy)
+                written.append(copy)
+    return written
+
+
+def sync_models(src_dir, nodes_dir, models_dir, nodes, models):
+    """Every model of ``models`` (directories of ``src_dir``) onto every node of ``nodes``
+    (their root file systems at ``nodes_dir``/<node>/merged), at ``models_dir``/<model>."""
+    written = []
+    for node in nodes:
+        for model in models:
+            written += sync_tree(os.path.join(src_dir, model), os.path.join(
+                nodes_dir, node, "merged" + models_dir, model))
+    return {"written": written}
+
+
 def main():
+    if sys.argv[1] == "sync":
+        # python3 lab_models.py sync SRC_DIR NODES_DIR MODELS_DIR NODE,... MODEL,...
+        src_dir, nodes_dir, models_dir, nodes, models = sys.argv[2:7]
+        print(json.dumps(sync_models(src_dir, nodes_dir, models_dir,
+                                     [n for n in nodes.split(",") if n],
+                                     [m for m in models.split(",") if m])))
+        return
     if sys.argv[1] == "hybrid":
         # python3 lab_models.py hybrid MODEL_DIR BASE_OUT MTP_OUT COLLECTION_ROOT
         print(json.dumps(split_hybrid(*sys.argv[2:6])))
