@@ -474,6 +474,31 @@ def check(directory, expect=None):
 _LAYER = re.compile(r"^(.*\.layers\.)(\d+)\.")
 
 
+# The options of the model_checkpoint module and of node_facts' ``checkpoint`` (report's).
+OPTIONS = dict(
+    path=dict(type="path", required=True),
+    mtp=dict(type="bool", default=False),
+    mtp_prefixes=dict(type="list", elements="str", default=[]),
+    profile=dict(type="dict"),
+    profile_name=dict(type="str", default=""),
+)
+
+
+def report(directory, mtp=False, mtp_prefixes=None, profile=None, profile_name=""):
+    """What the model_checkpoint module (and node_facts' ``checkpoint``) returns for the
+    checkpoint in ``directory``: ``exists`` (no finding when it does not), ``findings``, and
+    the ``errors`` and ``warnings`` as lines."""
+    if not os.path.isdir(directory):
+        return {"exists": False, "findings": [], "errors": [], "warnings": []}
+    expect = {"mtp": bool(mtp), "profile": profile, "profile_name": profile_name or ""}
+    if mtp_prefixes:
+        expect["mtp_prefixes"] = list(mtp_prefixes)
+    found = check(directory, expect)
+    return {"exists": True, "findings": found,
+            "errors": [text(f) for f in found if f["severity"] == "error"],
+            "warnings": [text(f) for f in found if f["severity"] != "error"]}
+
+
 def layer_prefixes(names):
     """The ``<...>.layers.<n>.`` prefixes among tensor ``names`` (sorted by layer)."""
     found = set()

@@ -19,6 +19,8 @@ interface MACs this tells apart:
 """
 from __future__ import annotations
 
+import os
+
 from .plan.errors import InputError
 
 FIXES = {
@@ -249,3 +251,47 @@ def sysctl_drift(wanted, output):
             live[key.strip()] = value.strip()
     return ["%s=%s" % (key, value) for key, value in wanted.items()
             if live.get(key) != str(value)]
+
+
+def other_netplan_files(paths_and_texts, netdevs, own_file):
+    """The netplan files (``[(path, text), ...]``) other than ``own_file`` that name one of
+    the fabric ``netdevs``: netplan merges every file, so their addresses would stay."""
+    return sorted(path for path, text in paths_and_texts
+                  if path != own_file and any(netdev in text for netdev in netdevs))
+
+
+def _ssh_server(environ_text):
+    """The server address of ``SSH_CONNECTION`` ("client cport server sport") in a process's
+    environment (``/proc/<pid>/environ``: NUL-separated), or None."""
+    for entry in environ_text.split("\0"):
+        if entry.startswith("SSH_CONNECTION="):
+            parts = entry.split("=", 1)[1].split()
+            return parts[2] if len(parts) == 4 else None
+    return None
+
+
+def ssh_server_address(proc="/proc", pid="self", limit=32):
+    """The address this node was reached at over SSH: ``SSH_CONNECTION`` of this process or
+    of the nearest ancestor that has it (become - sudo - clears it from the module's own
+    environment, the SSH session's shell above keeps it; reading it needs the same user or
+    root). "" when no process up the chain came over SSH (a local connection)."""
+    for dummy in range(limit):
+        base = os.path.join(proc, str(pid))
+        try:
+            with open(os.path.join(base, "environ"), "rb") as handle:
+                found = _ssh_server(handle.read().decode("utf-8", "replace"))
+            if found:
+                return found
+        except OSError:
+            pass
+        try:
+            with open(os.path.join(base, "stat")) as handle:
+                stat = handle.read()
+        except OSError:
+            return ""
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        ppid = stat[stat.rindex(")") + 2:].split()[1]
+        if ppid in ("0", "1"):
+            return ""
+        pid = ppid
+    return ""

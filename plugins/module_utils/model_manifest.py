@@ -92,6 +92,28 @@ def manifest(path, hash_limit=DEFAULT_HASH_LIMIT, full=False):
             "hash_limit": hash_limit, "full": bool(full)}
 
 
+# The options of the model_manifest module and of node_facts' ``model`` (read_directory's).
+OPTIONS = dict(
+    path=dict(type="path", required=True),
+    hash_limit=dict(type="int", default=DEFAULT_HASH_LIMIT),
+    full=dict(type="bool", default=False),
+)
+
+
+def read_directory(path, hash_limit=DEFAULT_HASH_LIMIT, full=False):
+    """What the model_manifest module (and node_facts' ``model``) returns for ``path``:
+    ``exists`` and ``manifest`` (empty when the directory does not exist). Raises
+    ManifestError for a negative ``hash_limit`` or a directory it cannot read."""
+    if hash_limit < 0:
+        raise ManifestError("hash_limit %d: give a number of bytes (0 or more)" % hash_limit)
+    if not os.path.isdir(path):
+        return {"exists": False, "manifest": {}}
+    try:
+        return {"exists": True, "manifest": manifest(path, hash_limit, full)}
+    except (ManifestError, OSError) as exc:
+        raise ManifestError("cannot read the model directory %s: %s" % (path, exc))
+
+
 def differences(reference, other):
     """What ``other`` has that differs from ``reference``, one string each (empty: same)."""
     out = []

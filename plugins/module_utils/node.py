@@ -106,6 +106,25 @@ def read_facts(facts_dir=FACTS_DIR):
     return out
 
 
+UNIT_PROPERTIES = "Id,LoadState,UnitFileState,ActiveState"
+
+
+def read_units(units):
+    """What ``systemctl show --property=Id,LoadState,UnitFileState,ActiveState UNIT...``
+    printed (the units filters read it), or raises RuntimeError with systemctl's message."""
+    if not units:
+        return ""
+    out, error = _run(["systemctl", "show", "--property=" + UNIT_PROPERTIES] + list(units))
+    if out is None:
+        raise RuntimeError("systemctl show %s: %s" % (" ".join(units), error))
+    return out
+
+
+def paths_exist(paths):
+    """{path: whether it exists} (as the connection's user sees it)."""
+    return dict((path, os.path.exists(path)) for path in paths or [])
+
+
 def last_kill(guard):
     """The memory guard's last kill (the last line of its events file, JSON), or None."""
     if not isinstance(guard, dict) or not guard.get("events_file"):

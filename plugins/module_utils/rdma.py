@@ -234,6 +234,37 @@ def gid_env(selection):
     return {}
 
 
+def facts(devices, ibv_devinfo_output, interfaces, required_active_mtu=REQUIRED_ACTIVE_MTU):
+    """What the rdma_facts module (and fabric_facts' ``rdma``) returns: ``devices``
+    (read_sysfs), with each port's ``active_mtu`` from ``ibv_devinfo``'s output (None when
+    it is not installed or failed), ``selection`` and ``problems`` for the fabric
+    ``interfaces`` and the NCCL GID ``env``; ``present`` false (and nothing else) without RoCE
+    devices. Raises ValueError for a malformed interface."""
+    if not devices:
+        return {"present": False, "devices": {}, "selection": {}, "problems": [], "env": {}}
+    if ibv_devinfo_output:
+        for dev, ports in parse_ibv_devinfo(ibv_devinfo_output).items():
+            for port, info in ports.items():
+                if dev in devices and port in devices[dev]["ports"]:
+                    devices[dev]["ports"][port]["active_mtu"] = info.get("active_mtu")
+    selection, problems = select_gids(devices, interfaces)
+    problems += mtu_problems(devices, selection, required_active_mtu)
+    return {"present": True, "devices": devices, "selection": selection, "problems": problems,
+            "env": gid_env(selection)}
+
+
+def module_facts(module, sysfs_root, interfaces, required_active_mtu=REQUIRED_ACTIVE_MTU):
+    """``facts`` for an AnsibleModule: reads sysfs, runs ``ibv_devinfo`` when there are RoCE
+    devices and it is installed. Raises ValueError for a malformed interface."""
+    devices = read_sysfs(sysfs_root)
+    ibv_output = None
+    ibv = module.get_bin_path("ibv_devinfo") if devices else None
+    if ibv:
+        rc, out, dummy = module.run_command([ibv])
+        ibv_output = out if rc == 0 else None
+    return facts(devices, ibv_output, interfaces, required_active_mtu)
+
+
 def parse_ib_write_bw(text):
     """Header facts and the result row of ``ib_write_bw`` (Gb/s whatever the unit)."""
     out = {"device": None, "gid_index": None, "mtu": None, "link_type": None,

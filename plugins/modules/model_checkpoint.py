@@ -91,8 +91,6 @@ warnings:
   elements: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils import checkpoint
@@ -100,25 +98,12 @@ from ansible_collections.dgxspark.cluster.plugins.module_utils import checkpoint
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            mtp=dict(type="bool", default=False),
-            mtp_prefixes=dict(type="list", elements="str", default=[]),
-            profile=dict(type="dict"),
-            profile_name=dict(type="str", default=""),
-        ),
+        argument_spec=dict(checkpoint.OPTIONS),
         supports_check_mode=True,
     )
     p = module.params
-    if not os.path.isdir(p["path"]):
-        module.exit_json(changed=False, exists=False, findings=[], errors=[], warnings=[])
-    expect = {"mtp": p["mtp"], "profile": p["profile"], "profile_name": p["profile_name"]}
-    if p["mtp_prefixes"]:
-        expect["mtp_prefixes"] = p["mtp_prefixes"]
-    found = checkpoint.check(p["path"], expect)
-    module.exit_json(changed=False, exists=True, findings=found,
-                     errors=[checkpoint.text(f) for f in found if f["severity"] == "error"],
-                     warnings=[checkpoint.text(f) for f in found if f["severity"] != "error"])
+    module.exit_json(changed=False, **checkpoint.report(
+        p["path"], p["mtp"], p["mtp_prefixes"], p["profile"], p["profile_name"]))
 
 
 if __name__ == "__main__":

@@ -83,39 +83,27 @@ transfer:
   type: dict
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.model import transfer
 from ansible_collections.dgxspark.cluster.plugins.module_utils.model_manifest import (
-    ManifestError, manifest)
+    OPTIONS, ManifestError, read_directory)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            hash_limit=dict(type="int", default=67108864),
-            full=dict(type="bool", default=False),
-            reference=dict(type="dict"),
-        ),
+        argument_spec=dict(OPTIONS, reference=dict(type="dict")),
         supports_check_mode=True,
     )
-    path = module.params["path"]
-    if module.params["hash_limit"] < 0:
-        module.fail_json(msg="hash_limit %d: give a number of bytes (0 or more)"
-                         % module.params["hash_limit"])
     reference = module.params["reference"]
-    if not os.path.isdir(path):
-        extra = {} if reference is None else {"transfer": transfer(reference, {})}
-        module.exit_json(changed=False, exists=False, manifest={}, **extra)
     try:
-        result = manifest(path, module.params["hash_limit"], module.params["full"])
-    except (ManifestError, OSError) as exc:
-        module.fail_json(msg="cannot read the model directory %s: %s" % (path, exc))
-    extra = {} if reference is None else {"transfer": transfer(reference, result)}
-    module.exit_json(changed=False, exists=True, manifest=result, **extra)
+        result = read_directory(module.params["path"], module.params["hash_limit"],
+                                module.params["full"])
+    except ManifestError as exc:
+        module.fail_json(msg=str(exc))
+    if reference is not None:
+        result["transfer"] = transfer(reference, result["manifest"])
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

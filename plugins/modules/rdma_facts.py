@@ -81,8 +81,7 @@ env:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dgxspark.cluster.plugins.module_utils.rdma import (
-    gid_env, mtu_problems, parse_ibv_devinfo, read_sysfs, select_gids)
+from ansible_collections.dgxspark.cluster.plugins.module_utils.rdma import module_facts
 
 
 def main():
@@ -94,25 +93,12 @@ def main():
         ),
         supports_check_mode=True,
     )
-    devices = read_sysfs(module.params["sysfs_root"])
-    if not devices:
-        module.exit_json(changed=False, present=False, devices={}, selection={}, problems=[],
-                         env={})
-    ibv = module.get_bin_path("ibv_devinfo")
-    if ibv:
-        rc, out, dummy = module.run_command([ibv])
-        if rc == 0:
-            for dev, ports in parse_ibv_devinfo(out).items():
-                for port, info in ports.items():
-                    if dev in devices and port in devices[dev]["ports"]:
-                        devices[dev]["ports"][port]["active_mtu"] = info.get("active_mtu")
     try:
-        selection, problems = select_gids(devices, module.params["interfaces"])
+        result = module_facts(module, module.params["sysfs_root"], module.params["interfaces"],
+                              module.params["required_active_mtu"])
     except ValueError as exc:
         module.fail_json(msg=str(exc))
-    problems += mtu_problems(devices, selection, module.params["required_active_mtu"])
-    module.exit_json(changed=False, present=True, devices=devices, selection=selection,
-                     problems=problems, env=gid_env(selection))
+    module.exit_json(changed=False, **result)
 
 
 if __name__ == "__main__":

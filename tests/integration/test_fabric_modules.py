@@ -37,3 +37,29 @@ def test_rdma_facts_without_devices_says_so(tmp_path):
     rc, result = adhoc_module("dgxspark.cluster.rdma_facts", {
         "sysfs_root": str(tmp_path), "interfaces": [{"netdev": "enp1s0f0np0", "ip": "10.0.0.1"}]})
     assert rc == 0 and result["present"] is False and result["env"] == {}
+
+
+def test_fabric_facts_reads_what_the_role_checks_in_one_call(tmp_path):
+    """fabric_facts: this machine's interfaces (lo is always there), the other netplan files
+    that name a fabric interface (not the role's own, not one naming none), the kernel
+    settings as sysctl prints them, and the RoCE devices as rdma_facts maps them."""
+    netplan = tmp_path / "netplan"
+    netplan.mkdir()
+    own = netplan / "60-dgxspark-fabric.yaml"
+    own.write_text("network: {ethernets: {enp1s0f0np0: {mtu: 9000}}}\n")
+    (netplan / "50-cloud-init.yaml").write_text("network: {ethernets: {enp1s0f0np0: {dhcp4: true}}}\n")
+    (netplan / "01-mgmt.yaml").write_text("network: {ethernets: {enP7s7: {dhcp4: true}}}\n")
+    interfaces = [{"netdev": "enp1s0f0np0", "ip": "192.168.100.13"},
+                  {"netdev": "enP2p1s0f0np0", "ip": "192.168.101.13"}]
+    sysfs = str(FIXTURES / "sysfs-dgx04-multiswitch-cluster")
+    rc, result = adhoc_module("dgxspark.cluster.fabric_facts", {
+        "interfaces": interfaces, "netplan_dir": str(netplan), "netplan_file": str(own),
+        "sysctl": ["net.ipv4.conf.lo.arp_ignore"], "sysfs_root": sysfs})
+    assert rc == 0 and result["changed"] is False
+    assert "lo" in [link["ifname"] for link in result["ip_addr"]]
+    assert result["other_netplan"] == [str(netplan / "50-cloud-init.yaml")]
+    assert result["sysctl"].startswith("net.ipv4.conf.lo.arp_ignore = ")
+    dummy, alone = adhoc_module("dgxspark.cluster.rdma_facts",
+                                {"interfaces": interfaces, "sysfs_root": sysfs})
+    assert result["rdma"]["selection"] == alone["selection"] and result["rdma"]["present"]
+    assert result["rdma"]["env"] == {"NCCL_IB_GID_INDEX": "3"}

@@ -61,3 +61,37 @@ def test_checkpoint_findings_name_the_file_and_the_fix(tmp_path):
     assert any("quantized as" in e for e in result["errors"])
     rc, result = adhoc_module("dgxspark.cluster.model_checkpoint", {"path": str(tmp_path / "no")})
     assert rc == 0 and result["exists"] is False and result["findings"] == []
+
+
+def test_node_facts_reads_the_manifest_and_checks_the_checkpoint_in_the_same_call(tmp_path):
+    """Preflight's one read per node: node_facts with model and checkpoint returns what
+    model_manifest and model_checkpoint return for the same directory."""
+    base = checkpoint(tmp_path / "base", [0])
+    args = {"facts_dir": str(tmp_path / "facts"), "model": {"path": base, "hash_limit": 16},
+            "checkpoint": {"path": base, "mtp": True}}
+    rc, result = adhoc_module("dgxspark.cluster.node_facts", args)
+    assert rc == 0 and result["changed"] is False and "kernel" in result["node"]
+    dummy, alone = adhoc_module("dgxspark.cluster.model_manifest", {"path": base, "hash_limit": 16})
+    assert result["model"] == {"exists": True, "manifest": alone["manifest"]}
+    assert result["model"]["manifest"]["hash_limit"] == 16
+    dummy, alone = adhoc_module("dgxspark.cluster.model_checkpoint", {"path": base, "mtp": True})
+    assert result["checkpoint"]["errors"] == alone["errors"] and len(alone["errors"]) == 1
+    assert "has no model.layers.1.* tensor" in result["checkpoint"]["errors"][0]
+    # without the options: the node only; a bad hash_limit names the value and the fix
+    rc, result = adhoc_module("dgxspark.cluster.node_facts", {"facts_dir": args["facts_dir"]})
+    assert rc == 0 and "model" not in result and "checkpoint" not in result
+    rc, result = adhoc_module("dgxspark.cluster.node_facts",
+                              {"model": {"path": base, "hash_limit": -1}})
+    assert rc != 0 and "hash_limit -1: give a number of bytes" in result["msg"]
+
+
+def test_node_facts_says_which_paths_exist(tmp_path):
+    """vllm_cluster's one read includes whether the model's config.json is there. The units'
+    half needs systemd, which the lab's nodes have (molecule covers it); the call and its
+    failure are in tests/unit/test_node.py."""
+    here = tmp_path / "config.json"
+    here.write_text("{}")
+    rc, result = adhoc_module("dgxspark.cluster.node_facts", {
+        "node": False, "paths": [str(here), str(tmp_path / "missing" / "config.json")]})
+    assert rc == 0 and result["units"] == "" and "node" not in result
+    assert result["paths"] == {str(here): True, str(tmp_path / "missing" / "config.json"): False}

@@ -49,3 +49,24 @@ def test_read_memory_runs_on_this_machine(tmp_path):
     assert out["figures"] == {"ranks": {}, "kv_tokens": None, "device": None}
     assert out["guard"] is None and out["last_kill"] is None and out["executor"] is None
     assert set(out["processes"]) == {"engine", "ray"}
+
+
+def test_read_units_asks_systemctl_once_for_every_unit_and_names_a_failure(monkeypatch):
+    calls = []
+
+    def fake_run(argv):
+        calls.append(argv)
+        return ("Id=a.service\nLoadState=loaded\n", None) if "a.service" in argv else \
+            (None, "Failed to connect to bus: Host is down")
+
+    monkeypatch.setattr(node, "_run", fake_run)
+    assert node.read_units([]) == "" and calls == []
+    assert node.read_units(["a.service", "b.service"]).startswith("Id=a.service")
+    assert calls == [["systemctl", "show", "--property=Id,LoadState,UnitFileState,ActiveState",
+                      "a.service", "b.service"]]
+    try:
+        node.read_units(["b.service"])
+    except RuntimeError as exc:
+        assert str(exc) == "systemctl show b.service: Failed to connect to bus: Host is down"
+    else:
+        raise AssertionError("a failed systemctl show must raise")
