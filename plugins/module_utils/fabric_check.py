@@ -295,3 +295,25 @@ def ssh_server_address(proc="/proc", pid="self", limit=32):
             return ""
         pid = ppid
     return ""
+
+
+# The fabric_check module's options (its module and its action plugin share them).
+ARGUMENT_SPEC = dict(
+    plan=dict(type="dict", required=True),
+    probes=dict(type="dict", required=True),
+    fail_on_problems=dict(type="bool", default=True),
+)
+
+
+def compute(params):
+    """The fabric_check module's result for its ``params`` (module_utils/controller.py)."""
+    try:
+        result = analyse(params["plan"], params["probes"])
+    except ProbeError as exc:
+        return {"failed": True, "msg": str(exc), "variable": exc.variable, "fix": exc.fix}
+    result["report"] = summary(result)
+    result["changed"] = False
+    if result["problems"] and params["fail_on_problems"]:
+        result.update(failed=True, msg="fabric verification failed:\n" + "\n".join(
+            result["report"][1:]))
+    return result

@@ -452,3 +452,35 @@ def _env(topology, data, gid_index):
     if gid_index is not None:
         env["NCCL_IB_GID_INDEX"] = str(gid_index)
     return env
+
+
+# The fabric_plan module's options (its module and its action plugin share them).
+ARGUMENT_SPEC = dict(
+    nodes=dict(type="list", elements="str", required=True),
+    topology=dict(type="str", required=True),
+    subnet_pool=dict(type="str", default="10.20.0.0/16"),
+    prefixlen=dict(type="int", default=24),
+    subnets=dict(type="list", elements="str"),
+    mtu=dict(type="int", default=9000),
+    switch_port=dict(type="str", default="P1"),
+    host_base=dict(type="int", default=11),
+    management=dict(type="dict", default={}),
+    gid_index=dict(type="dict", default={}),
+)
+
+
+def compute(params):
+    """The fabric_plan module's result for its ``params`` (module_utils/controller.py)."""
+    if not HAS_NETADDR:
+        from ansible.module_utils.basic import missing_required_lib
+        return {"failed": True, "msg": missing_required_lib("netaddr", reason=NETADDR_REASON),
+                "exception": NETADDR_IMPORT_ERROR}
+    p = params
+    try:
+        result = plan(p["nodes"], p["topology"], subnet_pool=p["subnet_pool"],
+                      prefixlen=p["prefixlen"], subnets=p["subnets"], mtu=p["mtu"],
+                      switch_port=p["switch_port"], host_base=p["host_base"],
+                      management=p["management"], gid_index=p["gid_index"])
+    except TopologyError as exc:
+        return {"failed": True, "msg": str(exc), "variable": exc.variable, "fix": exc.fix}
+    return {"changed": False, "plan": result}

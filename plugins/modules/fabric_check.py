@@ -15,6 +15,9 @@ description:
   - Names a swapped cable as such (which ports on which nodes), an MTU mismatch as such (with
     the MTUs on both ends, or the hop between them), a link without carrier, a missing address.
   - Fails when any link fails (unless O(fail_on_problems=false)); changes nothing.
+  - Where the task runs on the controller (a local connection, as with C(delegate_to) localhost)
+    its action plugin computes the result in Ansible's own process, with no interpreter to
+    start; anywhere else it runs as a module. The result is the same.
 author:
   - dgxspark.cluster contributors (@dgxspark)
 extends_documentation_fragment:
@@ -77,28 +80,15 @@ report:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dgxspark.cluster.plugins.module_utils.controller import finish
 from ansible_collections.dgxspark.cluster.plugins.module_utils.fabric_check import (
-    ProbeError, analyse, summary)
+    ARGUMENT_SPEC, compute)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            plan=dict(type="dict", required=True),
-            probes=dict(type="dict", required=True),
-            fail_on_problems=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        result = analyse(module.params["plan"], module.params["probes"])
-    except ProbeError as exc:
-        module.fail_json(msg=str(exc), variable=exc.variable, fix=exc.fix)
-    result["report"] = summary(result)
-    if result["problems"] and module.params["fail_on_problems"]:
-        module.fail_json(msg="fabric verification failed:\n" + "\n".join(result["report"][1:]),
-                         changed=False, **result)
-    module.exit_json(changed=False, **result)
+    # on the controller the action plugin of the same name runs compute in Ansible's process
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    finish(module, compute(module.params))
 
 
 if __name__ == "__main__":

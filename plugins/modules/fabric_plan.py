@@ -20,6 +20,9 @@ description:
     a Spark has), overlapping subnets, a pool or prefix too small for the nodes, a management
     address inside the fabric), with a message that names the variable and the fix.
   - Runs on the controller; changes nothing.
+  - Where the task runs on the controller (a local connection, as with C(delegate_to) localhost)
+    its action plugin computes the result in Ansible's own process, with no interpreter to
+    start; anywhere else it runs as a module. The result is the same.
 requirements:
   - netaddr (Python, on the controller where the module runs; C(pip install netaddr))
 author:
@@ -107,40 +110,17 @@ plan:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.dgxspark.cluster.plugins.module_utils.controller import finish
 from ansible_collections.dgxspark.cluster.plugins.module_utils.topology import (
-    HAS_NETADDR, NETADDR_IMPORT_ERROR, NETADDR_REASON, TopologyError, plan)
+    ARGUMENT_SPEC, compute)
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            nodes=dict(type="list", elements="str", required=True),
-            topology=dict(type="str", required=True),
-            subnet_pool=dict(type="str", default="10.20.0.0/16"),
-            prefixlen=dict(type="int", default=24),
-            subnets=dict(type="list", elements="str"),
-            mtu=dict(type="int", default=9000),
-            switch_port=dict(type="str", default="P1"),
-            host_base=dict(type="int", default=11),
-            management=dict(type="dict", default={}),
-            gid_index=dict(type="dict", default={}),
-        ),
-        supports_check_mode=True,
-    )
-    if not HAS_NETADDR:
-        module.fail_json(msg=missing_required_lib("netaddr", reason=NETADDR_REASON),
-                         exception=NETADDR_IMPORT_ERROR)
-    p = module.params
-    try:
-        result = plan(p["nodes"], p["topology"], subnet_pool=p["subnet_pool"],
-                      prefixlen=p["prefixlen"], subnets=p["subnets"], mtu=p["mtu"],
-                      switch_port=p["switch_port"], host_base=p["host_base"],
-                      management=p["management"], gid_index=p["gid_index"])
-    except TopologyError as exc:
-        module.fail_json(msg=str(exc), variable=exc.variable, fix=exc.fix)
-    module.exit_json(changed=False, plan=result)
+    # on the controller the action plugin of the same name runs compute in Ansible's process
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    finish(module, compute(module.params))
 
 
 if __name__ == "__main__":

@@ -234,6 +234,9 @@ options:
     type: bool
     default: true
 notes:
+  - Where the task runs on the controller (a local connection, as with C(delegate_to) localhost)
+    its action plugin computes the result in Ansible's own process, with no interpreter to
+    start; anywhere else it runs as a module. The result is the same.
   - The rules and their sources are listed in the collection's C(docs/preflight-rules.md).
   - Pure Python; no GPU, vLLM or network access is needed.
 seealso:
@@ -421,54 +424,15 @@ changed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.engine import evaluate, suggest
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.errors import (
-    ModelConfigError, PlanInputError, returned)
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.report import (
-    render, render_suggestions)
-from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.request import (
-    OPTIONS, argument_spec)
+from ansible_collections.dgxspark.cluster.plugins.module_utils.controller import finish
+from ansible_collections.dgxspark.cluster.plugins.module_utils.plan.task import (
+    ARGUMENT_SPEC, compute)
 
 
 def main():
-    # The plan options' spec comes from the one list of plan options (plan/request.py).
-    spec = argument_spec()
-    # No plan option is a secret; saying so answers Ansible's secret-name heuristic, which
-    # would otherwise flag names with "token" in them (max_num_batched_tokens).
-    for entry in spec.values():
-        entry["no_log"] = False
-    spec.update(plan=dict(type="dict"), suggest=dict(type="bool", default=False),
-                fail_on_violations=dict(type="bool", default=True))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    options = dict((name, module.params[name]) for name in OPTIONS)
-    options.update(module.params["plan"] or {})
-    try:
-        result = evaluate(options)
-        rows = suggest(options) if module.params["suggest"] else None
-    except PlanInputError as exc:
-        module.fail_json(msg=str(exc), option=returned(exc.option), value=returned(exc.value),
-                         fix=exc.fix)
-    except ModelConfigError as exc:
-        module.fail_json(msg=str(exc), option="model_config", config_path=exc.path,
-                         field=exc.field, fix=exc.fix)
-
-    result["report"] = render(result)
-    # Findings that are not violations become task warnings (Ansible returns them as
-    # `warnings`); the structured findings stay in `warning_details`.
-    result["warning_details"] = result.pop("warnings")
-    for item in result["warning_details"]:
-        module.warn("[%s] %s (hint: %s)" % (item["rule"], item["message"], item["fix"]))
-    if rows is not None:
-        result["suggestions"] = rows
-        result["suggestions_report"] = render_suggestions(rows)
-    if not result["satisfiable"] and module.params["fail_on_violations"]:
-        lines = ["[%s] %s -- fix: %s" % (v["rule"], v["message"], v["fix"])
-                 for v in result["violations"]]
-        module.fail_json(
-            msg="the vLLM plan is not satisfiable (%d violation%s):\n- %s" % (
-                len(lines), "" if len(lines) == 1 else "s", "\n- ".join(lines)),
-            changed=False, **result)
-    module.exit_json(changed=False, **result)
+    # on the controller the action plugin of the same name runs compute in Ansible's process
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    finish(module, compute(module.params))
 
 
 if __name__ == "__main__":
