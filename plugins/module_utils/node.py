@@ -120,6 +120,31 @@ def read_units(units):
     return out
 
 
+def read_sysctl(keys):
+    """What ``sysctl KEY...`` printed ("key = value" lines). A key the kernel lacks makes
+    sysctl fail; the lines it printed for the others still count (the callers treat a missing
+    key as one to set, which then fails loudly)."""
+    if not keys:
+        return ""
+    try:
+        proc = subprocess.run(["sysctl"] + list(keys), capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout
+
+
+def unit_commands(units):
+    """{unit: the command line (argv) its main process runs with, [] when none runs}."""
+    out = {}
+    for unit in units or []:
+        pid, dummy = _run(["systemctl", "show", "-p", "MainPID", "--value", unit])
+        cmdline = _read("/proc/%s/cmdline" % pid.strip()) if pid and pid.strip() not in ("", "0") \
+            else None
+        out[unit] = [arg for arg in (cmdline or "").split("\0") if arg]
+    return out
+
+
 def paths_exist(paths):
     """{path: whether it exists} (as the connection's user sees it)."""
     return dict((path, os.path.exists(path)) for path in paths or [])

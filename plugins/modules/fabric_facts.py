@@ -108,6 +108,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dgxspark.cluster.plugins.module_utils.fabric_check import (
     other_netplan_files, ssh_server_address)
+from ansible_collections.dgxspark.cluster.plugins.module_utils.node import read_sysctl
 from ansible_collections.dgxspark.cluster.plugins.module_utils.rdma import module_facts
 
 
@@ -145,10 +146,7 @@ def main():
                              "prints JSON)" % out)
     netdevs = [str(i.get("netdev", "")) for i in p["interfaces"] if i.get("netdev")]
     other = other_netplan_files(_netplan_files(p["netplan_dir"]), netdevs, p["netplan_file"])
-    sysctl_output = ""
-    if p["sysctl"]:
-        # a key the kernel lacks makes sysctl fail; what it printed still names the others
-        dummy, sysctl_output, dummy = module.run_command(["sysctl"] + p["sysctl"])
+    sysctl_output = read_sysctl(p["sysctl"])
     try:
         rdma = module_facts(module, p["sysfs_root"], p["interfaces"], p["required_active_mtu"])
     except ValueError as exc:

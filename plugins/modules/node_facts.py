@@ -17,8 +17,9 @@ description:
     NCCL labels), C(dgxspark_cluster) (the cluster it is part of and the node's units) and
     C(dgxspark_memory_guard) (earlyoom's thresholds and command line) - and the last kill the
     memory guard handled.
-  - On request, in the same call - the state of systemd units (O(units)), whether paths
-    exist (O(paths)), a model directory's manifest (O(model), as
+  - On request, in the same call - the state of systemd units (O(units)) and the command
+    lines their main processes run with (O(unit_commands)), kernel settings (O(sysctl)),
+    whether paths exist (O(paths)), a model directory's manifest (O(model), as
     M(dgxspark.cluster.model_manifest) returns it) and a checkpoint's findings (O(checkpoint),
     as M(dgxspark.cluster.model_checkpoint) returns them), so that a stage reads all it needs
     of a node in one round trip.
@@ -53,6 +54,16 @@ options:
     description:
       - Also read these systemd units' C(Id), C(LoadState), C(UnitFileState) and C(ActiveState)
         (RV(units)).
+    type: list
+    elements: str
+    default: []
+  sysctl:
+    description: Also read these kernel settings (RV(sysctl)).
+    type: list
+    elements: str
+    default: []
+  unit_commands:
+    description: Also read the command line the main process of each of these units runs with (RV(unit_commands)).
     type: list
     elements: str
     default: []
@@ -139,6 +150,14 @@ units:
       filters read it); empty without O(units).
   returned: always
   type: str
+sysctl:
+  description: What C(sysctl KEY...) printed for O(sysctl) (C(key = value) lines; a key the kernel lacks is not listed).
+  returned: always
+  type: str
+unit_commands:
+  description: Each of O(unit_commands) and its main process's command line (a list; empty when none runs).
+  returned: always
+  type: dict
 paths:
   description: Each of O(paths) and whether it exists.
   returned: always
@@ -162,7 +181,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.dgxspark.cluster.plugins.module_utils import checkpoint
 from ansible_collections.dgxspark.cluster.plugins.module_utils.model_manifest import (
     OPTIONS as MANIFEST_OPTIONS, ManifestError, read_directory)
-from ansible_collections.dgxspark.cluster.plugins.module_utils.node import paths_exist, read_facts, read_units
+from ansible_collections.dgxspark.cluster.plugins.module_utils.node import (
+    paths_exist, read_facts, read_sysctl, read_units, unit_commands)
 
 
 def main():
@@ -172,13 +192,16 @@ def main():
             facts_dir=dict(type="path", default="/etc/ansible/facts.d"),
             units=dict(type="list", elements="str", default=[]),
             paths=dict(type="list", elements="str", default=[]),
+            sysctl=dict(type="list", elements="str", default=[]),
+            unit_commands=dict(type="list", elements="str", default=[]),
             model=dict(type="dict", options=MANIFEST_OPTIONS),
             checkpoint=dict(type="dict", options=checkpoint.OPTIONS),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    result = {"paths": paths_exist(p["paths"])}
+    result = {"paths": paths_exist(p["paths"]), "sysctl": read_sysctl(p["sysctl"]),
+              "unit_commands": unit_commands(p["unit_commands"])}
     if p["node"]:
         result["node"] = read_facts(p["facts_dir"])
     try:

@@ -70,3 +70,18 @@ def test_read_units_asks_systemctl_once_for_every_unit_and_names_a_failure(monke
         assert str(exc) == "systemctl show b.service: Failed to connect to bus: Host is down"
     else:
         raise AssertionError("a failed systemctl show must raise")
+
+
+def test_unit_commands_read_the_main_process_command_line(monkeypatch):
+    monkeypatch.setattr(node, "_run", lambda argv: ("4242\n", None) if argv[-1] == "earlyoom.service"
+                        else ("0\n", None))
+    monkeypatch.setattr(node, "_read", lambda path: "/usr/bin/earlyoom\0-m\x005,3\0"
+                        if path == "/proc/4242/cmdline" else None)
+    assert node.unit_commands(["earlyoom.service", "stopped.service"]) == {
+        "earlyoom.service": ["/usr/bin/earlyoom", "-m", "5,3"], "stopped.service": []}
+
+
+def test_read_sysctl_keeps_the_keys_the_kernel_has():
+    out = node.read_sysctl(["net.ipv4.conf.lo.arp_ignore", "net.no_such.key"])
+    assert out.startswith("net.ipv4.conf.lo.arp_ignore = ") and "no_such" not in out
+    assert node.read_sysctl([]) == ""
