@@ -17,6 +17,14 @@ def verify_report(inputs):
     return verify.report(inputs)
 
 
+@named("verify_reference_request")
+def verify_reference_request(reference):
+    reference = need("_input", reference, dict, "pass the model's dgxspark-reference.json as a dict")
+    if not reference.get("requests"):
+        raise AnsibleFilterError("verify_reference_request: the reference has no requests")
+    return verify.reference_request(reference)
+
+
 @named("verify_worker_list")
 def verify_worker_list(stdout):
     return verify.worker_list(need("_input", stdout, str, "pass the command's stdout"))
@@ -24,4 +32,5 @@ def verify_worker_list(stdout):
 
 class FilterModule(object):
     def filters(self):
-        return {"verify_report": verify_report, "verify_worker_list": verify_worker_list}
+        return {"verify_report": verify_report, "verify_reference_request": verify_reference_request,
+                "verify_worker_list": verify_worker_list}

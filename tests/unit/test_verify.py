@@ -26,14 +26,22 @@ NODE_ENV = {
 }
 
 
-def answer(tokens, logprobs):
-    return {"choices": [{"logprobs": {"tokens": ["token_id:%d" % t for t in tokens],
-                                      "token_logprobs": logprobs}}]}
+def choice(index, tokens, logprobs):
+    return {"index": index, "logprobs": {"tokens": ["token_id:%d" % t for t in tokens],
+                                         "token_logprobs": logprobs}}
 
 
-def good_answers():
-    return [answer(r["token_ids"], [lp + 2e-6 for lp in r["logprobs"]])
-            for r in REFERENCE["requests"]]
+def good_choices():
+    """What vLLM answers to the batched request: one choice per prompt, as many tokens as the
+    longest reference answer (3), so the 2-token reference request gets one token more."""
+    extra = {1: ([777], [-0.5])}
+    return [choice(i, r["token_ids"] + extra.get(i, ([], []))[0],
+                   [lp + 2e-6 for lp in r["logprobs"]] + extra.get(i, ([], []))[1])
+            for i, r in enumerate(REFERENCE["requests"])]
+
+
+def batched(choices):
+    return {"object": "text_completion", "choices": choices}
 
 
 def base_inputs(**changes):
@@ -46,7 +54,7 @@ def base_inputs(**changes):
         "kv_log": "(EngineCore pid=18) INFO [kv_cache_utils.py:2327] CPU KV cache size: 32,768 "
                   "tokens, Maximum concurrency for 256 tokens per request: 128.00x",
         "kv_expected": 32768, "kv_tolerance": 0.05,
-        "reference": copy.deepcopy(REFERENCE), "reference_responses": good_answers(),
+        "reference": copy.deepcopy(REFERENCE), "reference_answer": batched(good_choices()),
         "logprob_tolerance": 1e-4,
         "rank_nodes": copy.deepcopy(NODE_ENV),
         "rank_views": {node: [{"pid": 40, "name": "VLLM::Worker_TP%d" % i, "env": dict(env)}]
@@ -86,28 +94,46 @@ def test_gpu_and_cpu_kv_lines_are_both_read():
     assert verify.logged_kv_tokens("a\nCPU KV cache size: 1 tokens\nCPU KV cache size: 2 tokens") == 2
 
 
+def test_the_reference_is_asked_in_one_batched_request():
+    body = verify.reference_request(REFERENCE)
+    assert body == {"prompt": [[10, 11], [12]], "max_tokens": 3, "temperature": 0, "logprobs": 1,
+                    "ignore_eos": True, "return_tokens_as_token_ids": True}
+
+
+def test_choices_are_matched_by_their_index_not_their_order():
+    out = verify.report(base_inputs(reference_answer=batched(list(reversed(good_choices())))))
+    assert out["failures"] == []
+    assert [item["detail"] for item in out["tokens"]] == [
+        "same 3 tokens, logprobs within 2e-06", "same 2 tokens, logprobs within 2e-06"]
+
+
 def test_other_tokens_than_the_reference_fail_naming_the_position():
-    answers = good_answers()
-    answers[1] = answer([571, 982], [-3.091414, -1.578311])
-    out = verify.report(base_inputs(reference_responses=answers))
+    choices = good_choices()
+    choices[1] = choice(1, [571, 982, 777], [-3.091414, -1.578311, -0.5])
+    out = verify.report(base_inputs(reference_answer=batched(choices)))
     assert len(out["failures"]) == 1
     assert '"Reply" -> token 1 differs: served [982], the one-process reference [981]' in \
         out["failures"][0]
 
 
 def test_logprobs_beyond_the_tolerance_fail_with_the_same_tokens():
-    answers = good_answers()
-    answers[0] = answer([52, 125, 158], [-3.273748, -2.389868, -3.4])
-    out = verify.report(base_inputs(reference_responses=answers))
+    choices = good_choices()
+    choices[0] = choice(0, [52, 125, 158], [-3.273748, -2.389868, -3.4])
+    out = verify.report(base_inputs(reference_answer=batched(choices)))
     assert len(out["failures"]) == 1
     assert "same 3 tokens, but logprobs differ by up to 0.00046" in out["failures"][0]
 
 
 def test_a_missing_or_broken_answer_fails_without_a_traceback():
-    out = verify.report(base_inputs(reference_responses=[None, {"error": "EngineDead"}]))
+    out = verify.report(base_inputs(reference_answer=None))
     assert len(out["failures"]) == 2
-    assert "no tokens with logprobs in the answer (no answer)" in out["failures"][0]
-    assert "EngineDead" in out["failures"][1]
+    assert all("no tokens with logprobs in the answer (no answer)" in f for f in out["failures"])
+    out = verify.report(base_inputs(reference_answer={"error": {"message": "EngineDead"}}))
+    assert len(out["failures"]) == 2
+    assert all("EngineDead" in f for f in out["failures"])
+    out = verify.report(base_inputs(reference_answer=batched(good_choices()[:1])))
+    assert len(out["failures"]) == 1
+    assert '"Reply" -> no tokens with logprobs in the answer' in out["failures"][0]
 
 
 def test_without_a_reference_the_smoke_token_decides():
@@ -120,7 +146,7 @@ def test_without_a_reference_the_smoke_token_decides():
 
 
 def test_a_stand_in_engine_is_never_reported_as_checked():
-    out = verify.report(base_inputs(standin=True, reference_responses=[],
+    out = verify.report(base_inputs(standin=True, reference_answer=None,
                                     kv_log="GPU KV cache size: 9 tokens"))
     assert out["failures"] == []
     assert any(line.startswith("kv cache: not checked -- the lab's stand-in") for line in

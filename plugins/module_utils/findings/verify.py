@@ -131,23 +131,43 @@ def check_kv(out, log_text, expected, tolerance, standin=False):
     return tokens
 
 
-def compare_reference(reference, responses, logprob_tolerance):
+def reference_request(reference):
+    """The one /v1/completions body (without ``model``) that asks for every reference request
+    at once: the token-id prompts as a list, as many tokens as the longest reference answer
+    (greedy, EOS ignored, so a shorter answer is the prefix of what is served), logprobs. The
+    engine batches them, as the one-process reference's ``LLM.generate`` did."""
+    requests = reference.get("requests") or []
+    return {"prompt": [r["prompt_token_ids"] for r in requests],
+            "max_tokens": max([len(r["token_ids"]) for r in requests] or [1]),
+            "temperature": 0, "logprobs": 1, "ignore_eos": True,
+            "return_tokens_as_token_ids": True}
+
+
+def compare_reference(reference, answer, logprob_tolerance):
     """Per reference request: the served tokens and logprobs against the reference's.
 
-    ``responses`` are /v1/completions answers (with ``return_tokens_as_token_ids``) in the
-    reference's order; returns a list of dicts ``{prompt, ok, detail}``."""
+    ``answer`` is the /v1/completions answer (with ``return_tokens_as_token_ids``) to
+    ``reference_request``: choice ``index`` i is reference request i. Returns a list of dicts
+    ``{prompt, ok, detail}``."""
     results = []
     requests = reference.get("requests") or []
+    choices = {}
+    if isinstance(answer, dict) and isinstance(answer.get("choices"), list):
+        for position, choice in enumerate(answer["choices"]):
+            if isinstance(choice, dict):
+                choices[choice.get("index", position)] = choice
     for index, want in enumerate(requests):
-        answer = responses[index] if index < len(responses) else None
         item = {"prompt": want.get("prompt"), "ok": False}
         try:
-            choice = answer["choices"][0]
-            tokens = [int(str(t).rsplit(":", 1)[-1]) for t in choice["logprobs"]["tokens"]]
-            logprobs = [float(v) for v in choice["logprobs"]["token_logprobs"]]
+            choice = choices[index]
+            count = len(want["token_ids"])
+            tokens = [int(str(t).rsplit(":", 1)[-1])
+                      for t in choice["logprobs"]["tokens"]][:count]
+            logprobs = [float(v) for v in choice["logprobs"]["token_logprobs"]][:count]
         except (TypeError, KeyError, IndexError, ValueError):
             item["detail"] = "no tokens with logprobs in the answer (%s)" % (
-                json.dumps(answer)[:200] if answer is not None else "no answer")
+                json.dumps(choices.get(index, answer))[:200] if answer is not None
+                else "no answer")
             results.append(item)
             continue
         if tokens != want["token_ids"]:
@@ -169,11 +189,11 @@ def compare_reference(reference, responses, logprob_tolerance):
     return results
 
 
-def check_reference(out, reference, responses, logprob_tolerance, standin=False):
+def check_reference(out, reference, answer, logprob_tolerance, standin=False):
     if standin:
         out.ok("tokens: not checked -- the lab's stand-in engine computes no tokens")
         return []
-    results = compare_reference(reference, responses, logprob_tolerance)
+    results = compare_reference(reference, answer, logprob_tolerance)
     if not results:
         out.fail("tokens: the reference %s has no requests" % reference.get("model", "?"))
     for item in results:
@@ -255,7 +275,7 @@ def report(inputs):
                   float(inputs.get("kv_tolerance", 0.05)), standin)
     reference = inputs.get("reference")
     if reference:
-        tokens = check_reference(out, reference, inputs.get("reference_responses") or [],
+        tokens = check_reference(out, reference, inputs.get("reference_answer"),
                                  float(inputs.get("logprob_tolerance", 1e-4)), standin)
     else:
         tokens = None
