@@ -55,10 +55,15 @@ def shell_line(argv):
     return cluster.shell_line(argv)
 
 
+@named("log_excerpt")
+def log_excerpt(text, lines=40, causes=5):
+    return cluster.log_excerpt(text, lines, causes)
+
+
 class FilterModule(object):
     def filters(self):
         return {"vllm_engine_args": vllm_engine_args, "vllm_plan_env": vllm_plan_env,
                 "vllm_serve_argv": vllm_serve_argv, "ray_start_argv": ray_start_argv,
                 "ray_placement_env": ray_placement_env,
                 "docker_run_argv": docker_run_argv, "systemd_exec": systemd_exec,
-                "shell_line": shell_line}
+                "shell_line": shell_line, "log_excerpt": log_excerpt}

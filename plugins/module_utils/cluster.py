@@ -476,3 +476,45 @@ def shell_line(argv):
     for arg in argv_list("argv", argv):
         out.append(arg if arg and _PLAIN.match(arg) else "'%s'" % arg.replace("'", "'\\''"))
     return " ".join(out)
+
+
+# A line of a native stack trace (torch's c10 errors print one per frame) and the lines that
+# say what went wrong (Python exceptions, C++ aborts, the kernel's OOM killer, timeouts).
+_FRAME = re.compile(r"^\s*frame #\d+:")
+_CAUSE = re.compile(r"(Error|Exception|Traceback \(most recent call last\)|terminate called|"
+                    r"what\(\):|Killed|killed process|Out of memory|timed out|Timeout|"
+                    r"[Cc]onnection (refused|reset)|No route to host|Address already in use)")
+
+
+def log_excerpt(text, lines=40, causes=5):
+    """The part of a unit's journal worth showing in a failure message: its last ``lines``
+    lines with native stack frames left out (a torch/c10 error prints dozens, which push the
+    error itself out of a short tail), and before them the last ``causes`` lines that name a
+    cause (an exception, an abort, a timeout, a refused connection) from earlier in the text,
+    so the reason survives a long trace."""
+    lines, causes = int(lines), int(causes)
+    kept, frames = [], 0
+    for line in str(text or "").splitlines():
+        if _FRAME.match(line):
+            frames += 1
+        else:
+            kept.append(line)
+    tail = kept[-lines:] if lines > 0 else []
+    earlier = kept[:len(kept) - len(tail)]
+    seen = set(tail)
+    picked = []
+    for line in reversed(earlier):
+        if len(picked) >= causes:
+            break
+        if _CAUSE.search(line) and line not in seen:
+            seen.add(line)
+            picked.append(line)
+    out = []
+    if picked:
+        out.append("[earlier lines that name a cause]")
+        out += list(reversed(picked))
+        out.append("[last lines]")
+    out += tail
+    if frames:
+        out.append("[%d native stack frame lines left out]" % frames)
+    return "\n".join(out) if out else "(no log)"

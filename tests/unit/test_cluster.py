@@ -404,3 +404,39 @@ def test_the_role_default_strategy_is_spread_and_reaches_the_ray_driver_containe
     facts = " ".join((ROOT / "roles/vllm_cluster/tasks/facts.yml").read_text().split())
     assert ("combine(vllm_cluster_ray_placement_strategy | dgxspark.cluster.ray_placement_env)"
             in facts)
+
+
+# A worker's journal as the failed cluster4 run of CI showed it (the shape of a torch c10
+# error: the error, "Exception raised from", then one line per native frame).
+TORCH_FAILURE = "\n".join(
+    ["INFO 12-02 10:00:0%d [parallel_state.py] world_size=4 rank=3" % i for i in range(5)]
+    + ["[rank3]: RuntimeError: [../third_party/gloo/gloo/transport/tcp/pair.cc:534] "
+       "Connection closed by peer [10.20.0.11]:29501",
+       "Exception raised from recvmsg at ../torch/csrc/distributed/c10d/Utils.hpp:667 "
+       "(most recent call first):"]
+    + ["frame #%d: VLLM::Worker() [0x%x]" % (i, 0x585e23 + i) for i in range(50)])
+
+
+def test_log_excerpt_keeps_the_cause_that_native_frames_push_out_of_the_tail():
+    tail = "\n".join(TORCH_FAILURE.splitlines()[-40:])
+    assert "Connection closed by peer" not in tail        # what the failure message showed
+    excerpt = cluster.log_excerpt(TORCH_FAILURE, 40)
+    assert "Connection closed by peer [10.20.0.11]:29501" in excerpt
+    assert "frame #" not in excerpt
+    assert excerpt.endswith("[50 native stack frame lines left out]")
+
+
+def test_log_excerpt_adds_earlier_causes_before_a_short_tail_once():
+    text = "\n".join(["ValueError: first", "TimeoutError: t", "ok 1", "RuntimeError: second",
+                      "ok 2", "ok 3", "RuntimeError: second"])
+    # the repeated error is in the tail already: shown once
+    assert cluster.log_excerpt(text, 2).splitlines() == [
+        "[earlier lines that name a cause]", "ValueError: first", "TimeoutError: t",
+        "[last lines]", "ok 3", "RuntimeError: second"]
+    assert cluster.log_excerpt(text, 2, causes=1).splitlines()[1:2] == ["TimeoutError: t"]
+    assert cluster.log_excerpt(text, 10) == text           # everything fits: nothing added
+
+
+def test_log_excerpt_of_nothing_says_so():
+    assert cluster.log_excerpt("", 40) == "(no log)"
+    assert cluster.log_excerpt(None, 40) == "(no log)"
