@@ -18,6 +18,10 @@ description:
   - Writes each node's identity into its overlay (hostname, machine id, root's authorized key,
     the management address of C(enP7s7)), starts the nodes that are not running, and waits until
     systemd inside reports C(running) or C(degraded) and sshd is active.
+  - On a host without systemd as PID 1, each node's nspawn starts in cgroups of its own
+    (C(dgxspark-lab/<machine>) in the unified and the C(name=systemd) hierarchies), so nodes
+    booting together never share nspawn's C(payload) cgroup; they are removed with the node. A
+    node whose nspawn exits while booting is started once more before the module fails.
   - O(state=restarted) reboots nodes (their cables and namespaces stay, like a real reboot);
     O(state=stopped) powers them off and unmounts their overlays; O(state=absent) also deletes
     their overlay directories.
@@ -106,7 +110,8 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dgxspark.cluster.plugins.module_utils.daemon import spawn
+from ansible_collections.dgxspark.cluster.plugins.module_utils.daemon import (
+    own_cgroups, remove_cgroup, spawn)
 
 
 def node_paths(lab_dir, name):
@@ -227,12 +232,14 @@ def start(module, node, paths, actions):
             # Docker's storage on the host's file system, so the nodes' Docker can use overlay2
             # (an overlay cannot sit on the node's own overlay root; vfs copies every layer).
             "--bind=%s:/var/lib/docker" % os.path.realpath(paths["docker"])]
-    pid = spawn(args, paths["log"], env)
+    pid = spawn(args, paths["log"], env, cgroups=own_cgroups(machine(node)))
     with open(paths["pid"], "w") as handle:
         handle.write("%d\n" % pid)
 
 
 def wait_booted(module, node, paths, deadline):
+    """The node's nspawn and init pids once systemd and sshd run in it; None when nspawn
+    exited while booting."""
     state = "unknown"
     # Right after the spawn the child may not have exec'd systemd-nspawn yet (its cmdline is still
     # Python's): only a node that stays gone for a few seconds has exited.
@@ -243,8 +250,7 @@ def wait_booted(module, node, paths, deadline):
             time.sleep(0.2)
             continue
         if pid is None:
-            module.fail_json(msg="node %s exited while booting; see %s" % (node["name"],
-                                                                           paths["log"]))
+            return None
         init = init_pid(pid)
         if init:
             state = in_node(init, ["systemctl", "is-system-running"]).stdout.strip()
@@ -292,12 +298,21 @@ def stop_all(module, nodes, paths, actions):
                     module.fail_json(msg="cannot unmount %s: %s" % (where["merged"], err))
         if os.path.exists(where["pid"]) and not module.check_mode:
             os.remove(where["pid"])
-        # nspawn leaves its mount-propagation directory behind and refuses to start again while
-        # it exists when /run is not a tmpfs (a host without systemd): remove it once the node
-        # is down.
-        propagate = os.path.join(PROPAGATE_DIR, machine(node))
-        if os.path.isdir(propagate) and not module.check_mode:
-            shutil.rmtree(propagate, ignore_errors=True)
+        if not module.check_mode:
+            clean_up(node)
+
+
+def clean_up(node):
+    """What a node's nspawn leaves behind once it is down: its mount-propagation directory
+    (nspawn refuses to start again while it exists when /run is not a tmpfs, a host without
+    systemd) and its own cgroups."""
+    shutil.rmtree(os.path.join(PROPAGATE_DIR, machine(node)), ignore_errors=True)
+    for cgroup in own_cgroups(machine(node), make=False):
+        if os.path.isdir(cgroup) and remove_cgroup(cgroup):
+            try:  # the group's directory too, once no lab's node is left in it
+                os.rmdir(os.path.dirname(cgroup))
+            except OSError:
+                pass
 
 
 def main():
@@ -347,7 +362,19 @@ def main():
         if not module.check_mode:
             deadline = time.time() + params["timeout"]
             for node in params["nodes"]:
-                result[node["name"]] = wait_booted(module, node, paths[node["name"]], deadline)
+                where = paths[node["name"]]
+                booted = wait_booted(module, node, where, deadline)
+                if booted is None and node["name"] in booting:
+                    # once more: a node that exited at once (nspawn failing to set it up) has
+                    # left nothing running to conflict with a second start
+                    clean_up(node)
+                    actions.append("boot %s again (nspawn exited while booting)" % node["name"])
+                    start(module, node, where, actions)
+                    booted = wait_booted(module, node, where, deadline)
+                if booted is None:
+                    module.fail_json(msg="node %s exited while booting; see %s" % (
+                        node["name"], where["log"]))
+                result[node["name"]] = booted
                 result[node["name"]]["booted_now"] = node["name"] in booting
     module.exit_json(changed=bool(actions), actions=actions, nodes=result)
 
