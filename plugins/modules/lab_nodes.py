@@ -18,10 +18,9 @@ description:
   - Writes each node's identity into its overlay (hostname, machine id, root's authorized key,
     the management address of C(enP7s7)), starts the nodes that are not running, and waits until
     systemd inside reports C(running) or C(degraded) and sshd is active.
-  - On a host without systemd as PID 1, each node's nspawn starts in cgroups of its own
-    (C(dgxspark-lab/<machine>) in the unified and the C(name=systemd) hierarchies), so nodes
-    booting together never share nspawn's C(payload) cgroup; they are removed with the node. A
-    node whose nspawn exits while booting is started once more before the module fails.
+  - A node whose nspawn exits while booting (nodes booting together on a host without systemd
+    as PID 1 share nspawn's C(payload) cgroup and now and then race on it) is started once more
+    before the module fails.
   - O(state=restarted) reboots nodes (their cables and namespaces stay, like a real reboot);
     O(state=stopped) powers them off and unmounts their overlays; O(state=absent) also deletes
     their overlay directories.
@@ -110,8 +109,7 @@ import uuid
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dgxspark.cluster.plugins.module_utils.daemon import (
-    own_cgroups, remove_cgroup, spawn)
+from ansible_collections.dgxspark.cluster.plugins.module_utils.daemon import spawn
 
 
 def node_paths(lab_dir, name):
@@ -232,7 +230,7 @@ def start(module, node, paths, actions):
             # Docker's storage on the host's file system, so the nodes' Docker can use overlay2
             # (an overlay cannot sit on the node's own overlay root; vfs copies every layer).
             "--bind=%s:/var/lib/docker" % os.path.realpath(paths["docker"])]
-    pid = spawn(args, paths["log"], env, cgroups=own_cgroups(machine(node)))
+    pid = spawn(args, paths["log"], env)
     with open(paths["pid"], "w") as handle:
         handle.write("%d\n" % pid)
 
@@ -305,14 +303,8 @@ def stop_all(module, nodes, paths, actions):
 def clean_up(node):
     """What a node's nspawn leaves behind once it is down: its mount-propagation directory
     (nspawn refuses to start again while it exists when /run is not a tmpfs, a host without
-    systemd) and its own cgroups."""
+    systemd)."""
     shutil.rmtree(os.path.join(PROPAGATE_DIR, machine(node)), ignore_errors=True)
-    for cgroup in own_cgroups(machine(node), make=False):
-        if os.path.isdir(cgroup) and remove_cgroup(cgroup):
-            try:  # the group's directory too, once no lab's node is left in it
-                os.rmdir(os.path.dirname(cgroup))
-            except OSError:
-                pass
 
 
 def main():
